@@ -128,7 +128,7 @@ def _mcmc(denoiser: Denoiser, log_likelihood: LogLikelihood, decode: Decoder | N
                 ok_f, misfit = torch.stack([finite.to(ll.dtype), -ll.mean()]).tolist()
                 ok = ok_f == 1.0
             if not ok:
-                raise _diagnose(k, j, sigma, lr, ll, g_lik, g_pri)
+                raise _diagnose(k, j, sigma, lr, z0, ll, g_lik, g_pri)
             z0 = z_new
             if hook is not None:
                 hook(SamplingEvent(k, cfg.annealing_steps, j, sigma, lr, misfit))
@@ -136,10 +136,11 @@ def _mcmc(denoiser: Denoiser, log_likelihood: LogLikelihood, decode: Decoder | N
     return z0
 
 
-def _diagnose(k: int, j: int, sigma: float, lr: float, ll: torch.Tensor, g_lik: torch.Tensor,
+def _diagnose(k: int, j: int, sigma: float, lr: float, z: torch.Tensor, ll: torch.Tensor, g_lik: torch.Tensor,
               g_pri: torch.Tensor) -> SamplingError:
-    """Name the first non-finite quantity of MCMC step ``j`` of annealing step ``k``."""
-    where = f"at annealing step {k} (sigma={sigma:.4g}, lr={lr:.3g}), MCMC step {j}"
+    """Name the first non-finite quantity of MCMC step ``j`` of annealing step ``k`` (``z``: state before the step)."""
+    zmax = z.abs().max().item()
+    where = f"at annealing step {k} (sigma={sigma:.4g}, lr={lr:.3g}, state max |z| = {zmax:.3g}), MCMC step {j}"
     if not bool(torch.isfinite(ll).all()):
         bad = (~torch.isfinite(ll)).nonzero().flatten().tolist()
         return SamplingError(f"DAPS: the likelihood returned NaN/Inf {where} for batch element(s) {bad}",

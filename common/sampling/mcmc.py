@@ -26,7 +26,9 @@ def hmc_step(z: torch.Tensor, v: torch.Tensor, grad: torch.Tensor, lr: float, mo
     """Damped Hamiltonian dynamics (Eq. 9-10) with eta = sqrt(lr) and momentum m = 1 - gamma * eta.
 
     ``v <- m v + sqrt(lr) grad + sqrt(2 (1 - m)) eps``; ``z <- z + sqrt(lr) v``. Returns ``(z, v)``. With m = 0
-    this is exactly :func:`langevin_step`. Unit mass: the stationary law of v is N(0, I).
+    this is exactly :func:`langevin_step`. For a Gaussian target the stationary law of z is the target up to
+    O(lr * curvature); that of v is N(0, 2 / (1 + m) I), not N(0, I): the Euler discretisation of the friction in
+    Eq. 9 as written (v is still redrawn from N(0, I) at every annealing step, as in the paper).
     """
     eta = math.sqrt(lr)
     v = (v * momentum).add_(grad, alpha=eta).add_(eps, alpha=math.sqrt(2.0 * (1.0 - momentum)))
