@@ -131,3 +131,16 @@ def test_batch_consistent_keeps_mcmc_noise_iid() -> None:
     assert _frame_constant(spy.starts[0])
     assert not _frame_constant(spy.starts[1])  # MCMC noise and momentum differ between frames
     assert not _frame_constant(out)
+
+
+def test_batch_consistent_keeps_momentum_iid(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the MCMC noise switched off, frame differences after the MCMC can only come from the momentum draw."""
+    monkeypatch.setattr(PerSampleNoise, "randn_block", lambda self, n: torch.zeros(n, self.batch, *self.sample_shape))
+    spy = _Spy(CFG)
+    daps_sample(spy, _loglik, (2, *SHAPE), CFG, batch_consistent=True, generator=3)
+    assert _frame_constant(spy.starts[0])
+    assert not _frame_constant(spy.starts[1])
+    cfg = DAPSConfig(**{**CFG.to_dict(), "momentum": 0.0})  # Langevin: no momentum, so nothing breaks the symmetry
+    spy = _Spy(cfg)
+    daps_sample(spy, _loglik, (2, *SHAPE), cfg, batch_consistent=True, generator=3)
+    assert all(_frame_constant(z) for z in spy.starts)
