@@ -43,7 +43,7 @@ class SamplingError(RuntimeError):
 def daps_sample(denoiser: Denoiser, log_likelihood: LogLikelihood, shape: Sequence[int], config: DAPSConfig, *,
                 decode: Decoder | None = None, batch_consistent: bool = False, generator: GeneratorSpec = None,
                 callback: Callback | None = None, device: torch.device | str | None = None,
-                dtype: torch.dtype = torch.float32) -> torch.Tensor:
+                dtype: torch.dtype | None = None) -> torch.Tensor:
     """Draw ``B`` posterior samples with DAPS (Algorithm 1); returns the latent (or pixel) samples, shape ``shape``.
 
     Args:
@@ -62,7 +62,8 @@ def daps_sample(denoiser: Denoiser, log_likelihood: LogLikelihood, shape: Sequen
         callback: called with a :class:`SamplingEvent` after every MCMC update and at the end of every annealing
             step (see :class:`TraceRecorder`).
         device, dtype: where and in which precision to sample; ``device`` defaults to that of the generators, else
-            of the denoiser's parameters, else CPU.
+            of the denoiser's parameters, else CPU; ``dtype`` to that of the denoiser's floating-point parameters,
+            else ``torch.get_default_dtype()`` (float32 unless changed).
 
     Raises:
         SamplingError: a NaN/Inf appeared; the message names the annealing and MCMC step and the culprit. No partial
@@ -75,6 +76,7 @@ def daps_sample(denoiser: Denoiser, log_likelihood: LogLikelihood, shape: Sequen
         raise TypeError(f"daps_sample: config must be a DAPSConfig, got {type(config).__name__}")
     b, n = shape[0], config.annealing_steps
     device = _resolve_device(device, generator, denoiser)
+    dtype = dtype if dtype is not None else _resolve_dtype(denoiser)
     gens, _ = make_generators(generator, b, device)
     noise = PerSampleNoise(gens, shape[1:], device, dtype)
     sigmas = annealing_sigmas(config.sigma_max, config.sigma_min, n, config.rho).tolist()
@@ -166,13 +168,24 @@ def _misfit(log_likelihood: LogLikelihood, decode: Decoder | None, z0: torch.Ten
     return value
 
 
+def _module_tensors(denoiser: Denoiser) -> list[torch.Tensor]:
+    module = denoiser.func if isinstance(denoiser, functools.partial) else denoiser
+    if isinstance(module, nn.Module):
+        return list(itertools.chain(module.parameters(), module.buffers()))
+    return []
+
+
+def _resolve_dtype(denoiser: Denoiser) -> torch.dtype:
+    for t in _module_tensors(denoiser):
+        if t.is_floating_point():
+            return t.dtype
+    return torch.get_default_dtype()
+
+
 def _resolve_device(device: torch.device | str | None, generator: GeneratorSpec, denoiser: Denoiser) -> torch.device:
     if device is not None:
         return torch.device(device)
     if isinstance(generator, Sequence) and len(generator) and isinstance(generator[0], torch.Generator):
         return generator[0].device
-    module = denoiser.func if isinstance(denoiser, functools.partial) else denoiser
-    if isinstance(module, nn.Module):
-        for t in itertools.chain(module.parameters(), module.buffers()):
-            return t.device
-    return torch.device("cpu")
+    tensors = _module_tensors(denoiser)
+    return tensors[0].device if tensors else torch.device("cpu")

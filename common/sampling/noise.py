@@ -78,9 +78,10 @@ class PerSampleNoise:
     def batch(self) -> int:
         return len(self.generators)
 
-    def _draw(self, shape: Sequence[int]) -> torch.Tensor:
+    def _draw(self, shape: Sequence[int], dim: int = 0) -> torch.Tensor:
+        """One ``randn(shape)`` per generator, stacked along ``dim`` (contiguous result)."""
         rows = [torch.randn(tuple(shape), generator=g, device=self.device, dtype=self.dtype) for g in self.generators]
-        return torch.stack(rows, 0)
+        return torch.stack(rows, dim)
 
     def randn(self, *, batch_consistent: bool = False) -> torch.Tensor:
         """``[B, T, C, H, W]`` i.i.d. noise, or batch-consistent noise (one frame per sample, expanded over T)."""
@@ -99,7 +100,7 @@ class PerSampleNoise:
 
     def randn_block(self, steps: int) -> torch.Tensor:
         """``[steps, B, T, C, H, W]`` i.i.d. noise for ``steps`` consecutive MCMC updates (one call per sample)."""
-        return self._draw((steps, *self.sample_shape)).transpose(0, 1)
+        return self._draw((steps, *self.sample_shape), dim=1)
 
 
 def _seeded(seed: int, device: torch.device) -> torch.Generator:

@@ -144,3 +144,29 @@ def test_batch_consistent_keeps_momentum_iid(monkeypatch: pytest.MonkeyPatch) ->
     spy = _Spy(cfg)
     daps_sample(spy, _loglik, (2, *SHAPE), cfg, batch_consistent=True, generator=3)
     assert all(_frame_constant(z) for z in spy.starts)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_daps_on_cuda_follows_the_device() -> None:
+    batch = daps_sample(_denoiser, _loglik, (3, *SHAPE), CFG, generator=[11, 12, 13], device="cuda")
+    assert batch.device.type == "cuda"
+    alone = daps_sample(_denoiser, _loglik, (1, *SHAPE), CFG, generator=[12], device="cuda")
+    torch.testing.assert_close(batch[1:2], alone, rtol=1e-5, atol=1e-5)
+    gens = [torch.Generator(device="cuda").manual_seed(s) for s in (11, 12, 13)]
+    torch.testing.assert_close(daps_sample(_denoiser, _loglik, (3, *SHAPE), CFG, generator=gens), batch,
+                               rtol=0, atol=0)  # device inferred from the generators
+
+
+def test_dtype_follows_the_denoiser_or_the_argument() -> None:
+    class Den(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("var", torch.tensor(0.25, dtype=torch.float64))
+
+        def forward(self, z: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+            return z * self.var / (self.var + sigma.reshape(-1, 1, 1, 1, 1) ** 2)
+
+    assert daps_sample(Den(), _loglik, (1, *SHAPE), CFG, generator=0).dtype == torch.float64
+    assert daps_sample(_denoiser, _loglik, (1, *SHAPE), CFG, generator=0).dtype == torch.float32
+    out = daps_sample(_denoiser, _loglik, (1, *SHAPE), CFG, generator=0, dtype=torch.float64)
+    assert out.dtype == torch.float64
