@@ -11,6 +11,7 @@ from collections.abc import Callable
 import torch
 
 from common.denoisers import Denoiser
+from common.sampling.ode import check_denoised
 
 LogLikelihood = Callable[[torch.Tensor], torch.Tensor]
 Decoder = Callable[[torch.Tensor], torch.Tensor]
@@ -65,7 +66,7 @@ def exact_prior_grad(denoiser: Denoiser, z0: torch.Tensor, z_t: torch.Tensor, si
 
     The score is Tweedie's ``(D(z0; prior_sigma) - z0) / prior_sigma^2`` (one denoiser call, no autograd).
     """
-    d = denoiser(z0, z0.new_full((z0.shape[0],), prior_sigma))
+    d = check_denoised(denoiser(z0, z0.new_full((z0.shape[0],), prior_sigma)), z0)
     return (z_t - z0).div_(sigma_t**2).add_(d - z0, alpha=1.0 / prior_sigma**2)
 
 

@@ -23,9 +23,17 @@ def pf_ode_euler(denoiser: Denoiser, z: torch.Tensor, sigmas: Sequence[float] | 
     grid = sigmas.tolist() if isinstance(sigmas, torch.Tensor) else [float(s) for s in sigmas]
     b = z.shape[0]
     for s, s_next in zip(grid[:-1], grid[1:], strict=True):
-        d = (z - denoiser(z, z.new_full((b,), s))) / s
+        d = (z - check_denoised(denoiser(z, z.new_full((b,), s)), z)) / s
         z = z + (s_next - s) * d
     return z
+
+
+def check_denoised(out: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Raise a clear error unless the denoiser output ``out`` has the shape of its input ``z``."""
+    if not isinstance(out, torch.Tensor) or out.shape != z.shape:
+        found = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"denoiser must return a tensor shaped like its input {tuple(z.shape)}; found {found}")
+    return out
 
 
 def image_mode(model: Callable[..., torch.Tensor]) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:

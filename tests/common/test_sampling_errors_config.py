@@ -97,6 +97,9 @@ def test_callback_events_trace_and_progress(capsys: pytest.CaptureFixture) -> No
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match=r"shape must be \[B, T, C, H, W\]"):
         daps_sample(_denoiser, _loglik, (2, 3, 3), CFG)
+    with pytest.raises(ValueError, match=r"denoiser must return a tensor shaped like its input \(2, 2, 1, 3, 3\); "
+                                         r"found \(2, 2, 1, 3\)"):
+        daps_sample(lambda z, s: z[..., 0], _loglik, SHAPE, CFG)
     with pytest.raises(TypeError, match="DAPSConfig"):
         daps_sample(_denoiser, _loglik, SHAPE, {"lr": 1.0})
 
