@@ -10,6 +10,16 @@ import torch
 from common.sampling import DAPSConfig, SamplingError, SamplingEvent, TraceRecorder, daps_sample, load_daps_preset
 from common.schedules import annealing_sigmas
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """These tensors are tiny: intra-op threads only add synchronisation cost (badly so on a loaded machine)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 ROOT = Path(__file__).resolve().parents[2]
 SHAPE = (2, 2, 1, 3, 3)
 CFG = DAPSConfig(annealing_steps=3, sigma_max=5.0, sigma_min=0.1, ode_steps=3, mcmc_steps=4, lr=0.01,
