@@ -1,0 +1,34 @@
+"""DAPS posterior sampling with diffusion priors (STeP paper Sec. 3.3, Algorithm 1; IDM/IDM+BCS baselines, App. B.3).
+
+Public API: :class:`DAPSConfig` (+ ``from_yaml``/``from_dict``, :func:`load_daps_preset`), :func:`daps_sample`,
+:class:`SamplingError`, the callback tools :class:`SamplingEvent`, :class:`TraceRecorder`, :class:`ProgressBar`, the
+IDM helpers :func:`image_mode` and :func:`per_frame`, and the building blocks :func:`pf_ode_euler`,
+:func:`langevin_step`, :func:`hmc_step`, :func:`make_generators`, :class:`PerSampleNoise`.
+"""
+
+from common.sampling.config import DAPSConfig, load_daps_preset
+from common.sampling.daps import SamplingError, daps_sample
+from common.sampling.mcmc import exact_prior_grad, gaussian_prior_grad, hmc_step, langevin_step, likelihood_grad
+from common.sampling.noise import PerSampleNoise, make_generators
+from common.sampling.ode import image_mode, per_frame, pf_ode_euler
+from common.sampling.progress import ProgressBar, SamplingEvent, TraceRecorder
+
+__all__ = [
+    "DAPSConfig",
+    "PerSampleNoise",
+    "ProgressBar",
+    "SamplingError",
+    "SamplingEvent",
+    "TraceRecorder",
+    "daps_sample",
+    "exact_prior_grad",
+    "gaussian_prior_grad",
+    "hmc_step",
+    "image_mode",
+    "langevin_step",
+    "likelihood_grad",
+    "load_daps_preset",
+    "make_generators",
+    "per_frame",
+    "pf_ode_euler",
+]
