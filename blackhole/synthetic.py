@@ -87,7 +87,8 @@ def draw_params(rng: np.random.Generator, texture: float = 0.3, max_spots: int =
         spots.append(HotSpot(radius_m=r, period_s=2 * math.pi * r**1.5 * TG_SECONDS,
                              phase0_rad=float(rng.uniform(0, 2 * math.pi)), direction=int(rng.choice([-1, 1])),
                              cos_incl=float(rng.uniform(0.3, 1.0)), orbit_pa_rad=float(rng.uniform(0, 2 * math.pi)),
-                             size_uas=float(rng.uniform(1.0, 2.0) * theta_g), brightness=float(rng.uniform(0.03, 0.15))))
+                             size_uas=float(rng.uniform(1.0, 2.0) * theta_g),
+                             brightness=float(rng.uniform(0.03, 0.15))))
     return MovieParams(diameter_uas=d, width_uas=float(rng.uniform(0.3, 0.5) * d),
                        asymmetry=float(rng.uniform(0.1, 0.8)), pa_rad=float(rng.uniform(0, 2 * math.pi)),
                        pa_drift_rad_per_hr=float(math.radians(rng.uniform(-60, 60))),
@@ -110,7 +111,7 @@ def _ou_path(rng: np.random.Generator, n: int, dt_hr: float, tau_hr: float) -> n
 def render(params: list[MovieParams], rngs: list[np.random.Generator], geom: MovieGeometry,
            n_modes: int = 6) -> torch.Tensor:
     """Render movies [B, T, H, W] (float32, Jy/pixel) for a chunk of parameter sets (one generator each)."""
-    b, t, n = len(params), geom.frames, geom.npix
+    t, n = geom.frames, geom.npix
     c = (n - 1) / 2.0
     step = geom.fov_uas / n
     y = ((c - torch.arange(n, dtype=torch.float32)) * step)[:, None].expand(n, n)  # north, uas
