@@ -90,7 +90,7 @@ def prepare_movie(movie: np.ndarray, frames: int | None = None, npix: int | None
     """Subsample in time, resize and normalise a movie [T, H, W] -> float32 [frames, npix, npix] (module doc)."""
     if normalize not in NORMALISATIONS:
         raise ValueError(f"normalize must be one of {NORMALISATIONS}, got {normalize!r}")
-    m = torch.as_tensor(np.asarray(movie, dtype=np.float32))
+    m = torch.from_numpy(np.array(movie, dtype=np.float32))  # a copy: memory-mapped input stays read-only
     if frames is not None:
         if frames > m.shape[0]:
             raise ValueError(f"prepare_movie: asked for {frames} frames but the movie has {m.shape[0]}")
