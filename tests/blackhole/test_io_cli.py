@@ -152,3 +152,34 @@ def test_cli_simulate_then_chisq(tmp_path, truth, capsys):
                  "--fov-uas", "128", "--align-flux"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert 0.7 < res["cphase"] < 1.4 and 0.7 < res["logcamp"] < 1.4 and res["flux_aligned"]
+
+
+def test_rml_baseline_fits_closures_better_than_its_prior(sim_files, capsys, eh):
+    import torch
+
+    from blackhole.baselines import gaussian_image
+    from blackhole.forward import ClosureForward
+    from blackhole.likelihood import chisq_cphase, chisq_logcamp
+
+    d, obs = sim_files
+    n = 16
+    assert main(["rml", "--obs", str(d / "obs.uvfits"), "--out", str(d / "rml.npy"), "--npix", str(n),
+                 "--frames", "0", "--maxit", "20"]) == 0
+    capsys.readouterr()
+    movie = np.load(d / "rml.npy")
+    assert movie.shape == (64, n, n) and np.all(movie[1:] == 0) and movie[0].min() >= 0
+    data, _ = load_closure_data(d / "obs.uvfits")
+    fwd = ClosureForward(data, n, n, 128.0 * eh.RADPERUAS / n)
+    cs = data.closures
+    sel, sel2 = cs.cp_frame == 0, cs.lca_frame == 0
+
+    def chis(m):
+        out = fwd(torch.as_tensor(m, dtype=torch.float64)[None, :, None])
+        return (chisq_cphase(out.cphase[0, sel], torch.as_tensor(data.cphase[sel]),
+                             torch.as_tensor(data.cphase_sigma[sel])).item(),
+                chisq_logcamp(out.logcamp[0, sel2], torch.as_tensor(data.logcamp[sel2]),
+                              torch.as_tensor(data.logcamp_sigma[sel2])).item())
+
+    prior = np.repeat(gaussian_image(n, 128.0, 2.0, 50.0, obs).imarr()[None], 64, axis=0)
+    rml, ref = chis(np.where(movie == 0, prior, movie)), chis(prior)
+    assert rml[0] < 0.2 * ref[0] and rml[1] < 0.2 * ref[1], (rml, ref)
