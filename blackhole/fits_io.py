@@ -53,6 +53,7 @@ def write_fits_frame(frame: np.ndarray, path: str | Path, psize: float, time_hr:
     os.close(fd)
     try:
         hdu.writeto(tmp, overwrite=True)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; give the file ordinary permissions
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -127,19 +127,21 @@ def render(params: list[MovieParams], rngs: list[np.random.Generator], geom: Mov
     sig = col([p.width_uas / (2 * math.sqrt(2 * math.log(2))) for p in params])
     pa = col([p.pa_rad for p in params]) + col([p.pa_drift_rad_per_hr for p in params]) * times_hr[None, :, None, None]
     asym = col([p.asymmetry for p in params])
-    img = torch.exp(-0.5 * ((r - radius) / sig) ** 2) * (1 + asym * torch.cos(th - pa))  # [B, T, H, W]
+    profile = torch.exp(-0.5 * ((r - radius) / sig) ** 2)  # [B, 1, H, W]
+    # cos(th - pa) = cos th cos pa + sin th sin pa: no per-frame trigonometry on the pixel grid
+    img = profile * (1 + asym * (torch.cos(th) * torch.cos(pa) + torch.sin(th) * torch.sin(pa)))  # [B, T, H, W]
     # texture: azimuthal modes rotating at the ring's Keplerian angular speed, plus a radial mode
     tex_amp = col([p.texture_amp for p in params])
     if float(tex_amp.abs().max()) > 0:
         m = torch.arange(1, n_modes + 1, dtype=torch.float32)
         coef = torch.tensor(np.stack([rg.standard_normal(n_modes) for rg in rngs]), dtype=torch.float32) * m**-1.5
         psi = torch.tensor(np.stack([rg.uniform(0, 2 * np.pi, n_modes) for rg in rngs]), dtype=torch.float32)
-        omega = torch.tensor([2 * math.pi / (2 * math.pi * (2 * math.sqrt(27.0) / 2) ** 1.5 * TG_SECONDS) * 3600.0
-                              for _ in params], dtype=torch.float32)  # rad/h at the photon-ring radius
-        ang = th[None, None] - (omega[:, None] * times_hr[None, :])[:, :, None, None]  # [B, T, H, W]
-        field = torch.zeros_like(img)
-        for k in range(n_modes):
-            field = field + coef[:, k, None, None, None] * torch.cos(m[k] * ang + psi[:, k, None, None, None])
+        omega = 2 * math.pi / (2 * math.pi * math.sqrt(27.0) ** 1.5 * TG_SECONDS) * 3600.0  # rad/h at r = sqrt(27) M
+        # sum_m c_m cos(m (th - omega t) + psi_m) = sum_m [cos(m th) a_m(t) - sin(m th) b_m(t)] : one matmul
+        arg = psi[:, None, :] - m * omega * times_hr[None, :, None]  # [B, T, M]
+        a, b = coef[:, None, :] * torch.cos(arg), coef[:, None, :] * torch.sin(arg)
+        basis = torch.cat([torch.cos(m[:, None, None] * th), -torch.sin(m[:, None, None] * th)])  # [2M, H, W]
+        field = (torch.cat([a, b], dim=-1) @ basis.reshape(2 * n_modes, -1)).reshape(len(params), t, n, n)
         rad_phase = torch.tensor([rg.uniform(0, 2 * np.pi) for rg in rngs], dtype=torch.float32)[:, None, None, None]
         field = field + 0.5 * torch.cos(2 * math.pi * r / (2 * radius) + rad_phase)
         img = img * torch.exp(tex_amp * field)

@@ -64,6 +64,7 @@ def write_uvfits(obs, path: str | Path) -> Path:
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             obs.save_uvfits(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; give the file ordinary permissions
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
