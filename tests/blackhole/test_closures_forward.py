@@ -97,11 +97,11 @@ def test_separable_dft_equals_ehtim_ftmatrix(eh, psize):
 def test_chisq_equals_ehtim(obs_noisy, closure_noisy, truth, times, psize, fit):
     movie = truth if fit == "good" else ring_movie(len(times), shift=-0.5, diameter=40.0)
     lik = ClosureLikelihood(closure_noisy, NPIX, NPIX, psize)
-    ours = lik.chisq(torch.as_tensor(movie)[None, :, None])
+    ours = lik.chisq(torch.as_tensor(movie)[None, :, None], with_vis=True)
     mov = to_ehtim_movie(movie, psize, times)
     with ehtim_fixes():
-        ref = {d: obs_noisy.chisq(mov, dtype=d, ttype=TTYPE) for d in ("cphase", "logcamp")}
-    for d in ("cphase", "logcamp"):
+        ref = {d: obs_noisy.chisq(mov, dtype=d, ttype=TTYPE) for d in ("cphase", "logcamp", "vis", "amp")}
+    for d in ("cphase", "logcamp", "vis", "amp"):
         assert abs(ours[d].item() / ref[d] - 1) < 0.01, (d, ours[d].item(), ref[d])
     if fit == "good":
         assert 0.7 < ref["cphase"] < 1.4 and 0.7 < ref["logcamp"] < 1.4
@@ -110,7 +110,7 @@ def test_chisq_equals_ehtim(obs_noisy, closure_noisy, truth, times, psize, fit):
 
 
 def test_likelihood_gradient_matches_finite_differences(closure_noisy, truth, psize):
-    lik = ClosureLikelihood(closure_noisy, NPIX, NPIX, psize, tau=1.0)
+    lik = ClosureLikelihood(closure_noisy, NPIX, NPIX, psize, tau=1.0, w_vis=0.5, w_amp=0.5)
     rng = np.random.default_rng(1)
     x = torch.as_tensor(truth * (1 + 0.3 * rng.random(truth.shape)))[None, :, None].requires_grad_(True)
     loss = lik.data_loss(x).sum()
@@ -123,7 +123,8 @@ def test_likelihood_gradient_matches_finite_differences(closure_noisy, truth, ps
         assert abs(fd - (g * d).sum().item()) < 1e-5 * max(1.0, abs(fd)), fd
     # log-likelihood = -L / tau^2 (reference temperature by default)
     lik2 = ClosureLikelihood(closure_noisy, NPIX, NPIX, psize)
-    assert torch.allclose(lik2(x.detach()), -lik.data_loss(x.detach()) / 0.021**2)
+    lik1 = ClosureLikelihood(closure_noisy, NPIX, NPIX, psize, tau=1.0)
+    assert torch.allclose(lik2(x.detach()), -lik1.data_loss(x.detach()) / 0.021**2)
 
 
 def test_closures_invariant_to_station_phases_and_gains(obs0, truth, psize):
