@@ -68,7 +68,8 @@ def cmd_chisq(args: argparse.Namespace) -> int:
     out = {"cphase": float(res["cphase"][0]), "logcamp": float(res["logcamp"][0]),
            "cphase_tilde": float(res["cphase_tilde"][0]), "logcamp_tilde": float(res["logcamp_tilde"][0]),
            "n_cphase": int(len(data.cphase)), "n_logcamp": int(len(data.logcamp)), "n_frames": int(t),
-           "frames_without_closures": report.frames_without_closures, "flux_aligned": bool(args.align_flux)}
+           "frames_without_closures": report.frames_without_closures,
+           "sparse_times_hr": list(report.sparse_times), "flux_aligned": bool(args.align_flux)}
     print(json.dumps(out))
     return 0
 
@@ -182,7 +183,7 @@ def register(subparsers) -> None:
     c.add_argument("--fov-uas", type=float, required=True, help="field of view of the movie width (micro-arcsec)")
     c.add_argument("--align-flux", action="store_true", help="scale each frame to the measured ALMA-APEX flux first")
     c.add_argument("--frame-duration", type=float, default=None,
-                   help="split the observation into frames of this many seconds (default: one per timestamp)")
+                   help="split the observation into frames of this many seconds (None: one frame per timestamp)")
     c.set_defaults(func=_run(cmd_chisq))
 
     s = sub.add_parser("simulate", help="observe a movie with the paper's Sgr A* EHT 2017 track", formatter_class=fmt)
