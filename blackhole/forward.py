@@ -143,8 +143,9 @@ class ClosureForward(nn.Module):
         vm = self.vis_model
         x4 = _as_bthw(x, vm.n_frames, vm.height, vm.width)
         re, im = vm(x4)
-        phase = torch.atan2(im, re)
-        cphase = wrap_angle((phase[:, self.cp_idx] * self.cp_sign.to(x4.dtype)).sum(-1))
+        # gather before atan2/log: only real baselines enter (padded slots hold u = v = 0, the total flux)
+        phase = torch.atan2(im[:, self.cp_idx], re[:, self.cp_idx])
+        cphase = wrap_angle((phase * self.cp_sign.to(x4.dtype)).sum(-1))
         log_amp = 0.5 * torch.log(re[:, self.lca_idx] ** 2 + im[:, self.lca_idx] ** 2)
         logcamp = (log_amp * self.lca_coef.to(x4.dtype)).sum(-1)
         flux = x4.sum(dim=(-2, -1))

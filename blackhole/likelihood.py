@@ -95,11 +95,13 @@ class ClosureLikelihood(nn.Module):
         valid = np.zeros(n_slots, bool)
         vis_data[slot], sig[slot], valid[slot] = tab.vis, tab.sigma, True
         amp[slot] = debiased_amplitude(tab.vis, tab.sigma, force_nonzero=False) if data.debias else np.abs(tab.vis)
-        self.register_buffer("vis_re", torch.as_tensor(vis_data.real, dtype=f64))
-        self.register_buffer("vis_im", torch.as_tensor(vis_data.imag, dtype=f64))
-        self.register_buffer("vis_amp", torch.as_tensor(amp, dtype=f64))
-        self.register_buffer("vis_weight", torch.as_tensor(valid / sig**2, dtype=f64))
-        self.n_vis = int(valid.sum())
+        used = np.flatnonzero(valid)
+        self.register_buffer("vis_slots", torch.as_tensor(used, dtype=torch.int64), persistent=False)
+        self.register_buffer("vis_re", torch.as_tensor(vis_data.real[used], dtype=f64))
+        self.register_buffer("vis_im", torch.as_tensor(vis_data.imag[used], dtype=f64))
+        self.register_buffer("vis_amp", torch.as_tensor(amp[used], dtype=f64))
+        self.register_buffer("vis_weight", torch.as_tensor(1.0 / sig[used] ** 2, dtype=f64))
+        self.n_vis = len(used)
 
     def chisq(self, x: torch.Tensor, out: ForwardOutput | None = None,
               with_vis: bool = False) -> dict[str, torch.Tensor]:
@@ -112,9 +114,10 @@ class ClosureLikelihood(nn.Module):
         }
         if with_vis:
             w = self.vis_weight.to(dt)
-            d2 = (out.vis_re - self.vis_re.to(dt)) ** 2 + (out.vis_im - self.vis_im.to(dt)) ** 2
+            re, im = out.vis_re[:, self.vis_slots], out.vis_im[:, self.vis_slots]  # real rows only, no padding
+            d2 = (re - self.vis_re.to(dt)) ** 2 + (im - self.vis_im.to(dt)) ** 2
             chi["vis"] = (w * d2).sum(-1) / (2 * self.n_vis)
-            amp = torch.sqrt(out.vis_re**2 + out.vis_im**2)
+            amp = torch.sqrt(re**2 + im**2)
             chi["amp"] = (w * (amp - self.vis_amp.to(dt)) ** 2).sum(-1) / self.n_vis
         return chi
 
