@@ -10,7 +10,8 @@ data loading, sampled every ms) is measured cleanly; times are medians of ``--re
 * ``ehtim``: per frame ``imager_utils.chisqdata`` (setup: Fourier matrices) then ``chisq`` + ``chisqgrad`` for
   'cphase' and 'logcamp', count-weighted over the frames as ``Obsdata.chisq`` does for movies.
 
-Usage: ``PYTHONPATH=. python benchmarks/bench_blackhole_chisq.py --npix 256`` (prints a table and JSON).
+Usage: ``PYTHONPATH=. python benchmarks/bench_blackhole_chisq.py --npix 256`` (prints a table and JSON);
+``--agreement --npix 32`` prints the agreement with ehtim (closure values, chi-squares for a good and a poor fit).
 """
 
 from __future__ import annotations
@@ -178,6 +179,58 @@ def run_ehtim(npix: int, repeats: int) -> dict:
             "peak_extra_gb": mem.stop(), "cphase": tot["cphase"], "logcamp": tot["logcamp"]}
 
 
+def run_agreement(npix: int) -> dict:
+    """Closure quantities and chi-squares vs ehtim on ehtim-simulated data (thermal noise) of a synthetic movie."""
+    import torch
+
+    from blackhole.array import make_observation
+    from blackhole.ehtim_compat import TTYPE, ehtim_fixes
+    from blackhole.fits_io import to_ehtim_movie
+    from blackhole.forward import ClosureForward
+    from blackhole.likelihood import ClosureLikelihood
+    from blackhole.measurements import closure_data, vis_table_from_obs
+    from blackhole.synthetic import MovieGeometry, generate_movies
+
+    geom = MovieGeometry(frames=64, npix=npix)
+    obs0 = make_observation()
+    times = np.unique(obs0.data["time"])
+    truth, poor = (generate_movies(1, geom, seed=s)[0][0, :, 0].astype(np.float64) for s in (0, 1))
+    mov = to_ehtim_movie(truth, geom.psize_rad, times)
+    with ehtim_fixes():
+        obs = mov.observe_same(obs0, ttype=TTYPE, add_th_noise=True, ampcal=True, phasecal=True, seed=4)
+        clean = mov.observe_same_nonoise(obs0, ttype=TTYPE)
+        ref = {"measured": (obs.c_phases(count="min", mode="all", ang_unit="deg"),
+                            obs.c_amplitudes(count="min", mode="all", ctype="logcamp", debias=True)),
+               "model": (clean.c_phases(count="min", mode="all", ang_unit="deg"),
+                         clean.c_amplitudes(count="min", mode="all", ctype="logcamp", debias=False))}
+    data = closure_data(vis_table_from_obs(obs))
+    cs = data.closures
+    out = ClosureForward(data, npix, npix, geom.psize_rad)(torch.as_tensor(truth)[None, :, None])
+    ours = {"measured": (np.degrees(data.cphase), data.logcamp),
+            "model": (np.degrees(out.cphase[0].numpy()), out.logcamp[0].numpy())}
+
+    def key(t, s):
+        return (round(float(t), 6), *map(str, s))
+
+    res: dict = {"npix": npix}
+    for kind in ("measured", "model"):
+        cp = {key(r["time"], (r["t1"], r["t2"], r["t3"])): r["cphase"] for r in ref[kind][0]}
+        ca = {key(r["time"], (r["t1"], r["t2"], r["t3"], r["t4"])): r["camp"] for r in ref[kind][1]}
+        dcp = np.array([v - cp[key(t, s)] for v, t, s in zip(ours[kind][0], cs.cp_time, cs.cp_stations, strict=True)])
+        dca = np.array([v - ca[key(t, s)] for v, t, s in zip(ours[kind][1], cs.lca_time, cs.lca_stations,
+                                                              strict=True)])
+        res[f"{kind}_cphase_max_abs_diff_deg"] = float(np.abs((dcp + 180) % 360 - 180).max())
+        res[f"{kind}_logcamp_max_abs_diff"] = float(np.abs(dca).max())
+    lik = ClosureLikelihood(data, npix, npix, geom.psize_rad)
+    for name, m in (("truth", truth), ("other_movie", poor)):
+        chi = lik.chisq(torch.as_tensor(m)[None, :, None], with_vis=True)
+        with ehtim_fixes():
+            e = {d: obs.chisq(to_ehtim_movie(m, geom.psize_rad, times), dtype=d, ttype=TTYPE)
+                 for d in ("cphase", "logcamp", "vis", "amp")}
+        res[f"chisq_{name}"] = {d: {"ehtim": e[d], "rel_diff": abs(chi[d].item() / e[d] - 1)} for d in e}
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--npix", type=int, default=256)
@@ -185,7 +238,12 @@ def main() -> None:
     ap.add_argument("--methods", default="ours_float32,ours_float64,dense,ehtim")
     ap.add_argument("--dense-limit-gb", type=float, default=2.0)
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--agreement", action="store_true",
+                    help="instead of timing: closure quantities and chi-squares vs ehtim (float64), as JSON")
     args = ap.parse_args()
+    if args.agreement:
+        print(json.dumps(run_agreement(args.npix), indent=1))
+        return
     if args.worker:
         if args.worker.startswith("ours_"):
             res = run_ours(args.npix, args.repeats, args.worker.split("_")[1])
