@@ -35,8 +35,8 @@ def pixel_coordinates(n: int, psize: float) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ForwardOutput:
-    """Model quantities: vis_re, vis_im [B, T*K]; cphase [B, Ncp] rad in (-pi, pi]; logcamp [B, Nlca];
-    log_amp [B, T*K] (log |V|); flux [B, T] Jy."""
+    """Model quantities: vis_re, vis_im [B, T*K] Jy in the padded slot layout (``VisibilityModel.slot`` maps data rows
+    to slots); cphase [B, Ncp] rad in (-pi, pi]; logcamp [B, Nlca]; flux [B, T] Jy."""
 
     vis_re: torch.Tensor
     vis_im: torch.Tensor
