@@ -253,6 +253,8 @@ def main() -> None:
             res = run_ehtim(args.npix, args.repeats)
         print("RESULT " + json.dumps(res))
         return
+    from blackhole.likelihood import dense_matrix_bytes
+
     results = []
     for m in args.methods.split(","):
         cmd = [sys.executable, __file__, "--worker", m, "--npix", str(args.npix), "--repeats", str(args.repeats),
@@ -276,8 +278,9 @@ def main() -> None:
             if p.exists():
                 r["grad_rel_diff_vs_ehtim"] = float(np.linalg.norm(np.load(p) - ge) / np.linalg.norm(ge))
     n_cp, n_lca, n_vis = 960, 896, 1344
-    dense_gb = {"frames_x_baselines_complex128_gb": n_vis * args.npix**2 * 16 / 1e9,
-                "ehtim_closure_matrices_complex128_gb": (3 * n_cp + 4 * n_lca) * args.npix**2 * 16 / 1e9}
+    dense_gb = {"frames_x_baselines_complex128_gb": dense_matrix_bytes(n_vis, args.npix, args.npix) / 1e9,
+                "ehtim_closure_matrices_complex128_gb":
+                    dense_matrix_bytes(3 * n_cp + 4 * n_lca, args.npix, args.npix) / 1e9}
     print(f"{'method':18s} {'setup s':>8s} {'time s':>8s} {'peak GB':>8s} {'speedup':>8s} {'mem ratio':>9s}")
     for r in results:
         if "time_s" not in r:

@@ -27,6 +27,7 @@ from torch import nn
 
 from blackhole.forward import ClosureForward, ForwardOutput
 from blackhole.measurements import ClosureData, debiased_amplitude
+from common.metrics import chi2_tilde
 
 REFERENCE_TAU = 0.021
 REFERENCE_FLUX_BETA = 0.26
@@ -139,15 +140,15 @@ class ClosureLikelihood(nn.Module):
         return -self.data_loss(x) / self.tau**2
 
 
-def evaluate_chisq(likelihood: ClosureLikelihood, x: torch.Tensor, align: bool = False) -> dict[str, np.ndarray]:
+def evaluate_chisq(likelihood: ClosureLikelihood, x: torch.Tensor, align: bool = False,
+                   with_vis: bool = False) -> dict[str, np.ndarray]:
     """Evaluation chi-squares of movies ``x`` [B, T, 1, H, W] (no gradient), optionally after per-frame flux
-    alignment; returns numpy arrays [B] for 'cphase' and 'logcamp' plus their chi~2 (paper Eq. 4)."""
-    from common.metrics import chi2_tilde
-
+    alignment (which changes only the 'vis'/'amp' values: closures are scale invariant); returns numpy arrays [B]
+    for 'cphase', 'logcamp' (and 'vis', 'amp') plus each one's chi~2 (paper Eq. 4) under '<name>_tilde'."""
     with torch.no_grad():
         if align:
             x = align_flux(x, likelihood.flux)
-        chi = likelihood.chisq(x)
+        chi = likelihood.chisq(x, with_vis=with_vis)
     res = {k: v.double().cpu().numpy() for k, v in chi.items()}
     for k in list(res):
         res[f"{k}_tilde"] = chi2_tilde(torch.as_tensor(res[k])).numpy()
