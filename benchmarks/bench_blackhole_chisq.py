@@ -19,8 +19,10 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -28,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+GRAD_DIR = "."  # set by --grad-dir: where workers leave gradients for the driver to compare
 
 
 def _current_rss_gb() -> float:
@@ -96,7 +99,7 @@ def run_ours(npix: int, repeats: int, dtype: str) -> dict:
         (chi["cphase"] + chi["logcamp"]).sum().backward()
         times.append(time.perf_counter() - t0)
     grad = xr.grad[0, :, 0].double().numpy()
-    np.save(f"/tmp/bench_bh_grad_ours_{dtype}.npy", grad)
+    np.save(Path(GRAD_DIR) / f"grad_ours_{dtype}.npy", grad)
     return {"method": f"ours_{dtype}", "setup_s": setup, "time_s": float(np.median(times)),
             "peak_extra_gb": mem.stop(), "cphase": chi["cphase"].item(), "logcamp": chi["logcamp"].item()}
 
@@ -174,7 +177,7 @@ def run_ehtim(npix: int, repeats: int) -> dict:
                 tot[d] = float(np.dot(nums, chis) / np.sum(nums))
                 grad.append(np.stack([g * n / np.sum(nums) for g, n in zip(grads, nums, strict=True)]))
             times.append(time.perf_counter() - t0)
-    np.save("/tmp/bench_bh_grad_ehtim.npy", (grad[0] + grad[1]).reshape(64, npix, npix))
+    np.save(Path(GRAD_DIR) / "grad_ehtim.npy", (grad[0] + grad[1]).reshape(64, npix, npix))
     return {"method": "ehtim_direct", "setup_s": setup, "time_s": float(np.median(times)),
             "peak_extra_gb": mem.stop(), "cphase": tot["cphase"], "logcamp": tot["logcamp"]}
 
@@ -238,6 +241,7 @@ def main() -> None:
     ap.add_argument("--methods", default="ours_float32,ours_float64,dense,ehtim")
     ap.add_argument("--dense-limit-gb", type=float, default=2.0)
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--grad-dir", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--agreement", action="store_true",
                     help="instead of timing: closure quantities and chi-squares vs ehtim (float64), as JSON")
     args = ap.parse_args()
@@ -245,6 +249,8 @@ def main() -> None:
         print(json.dumps(run_agreement(args.npix), indent=1))
         return
     if args.worker:
+        global GRAD_DIR
+        GRAD_DIR = args.grad_dir
         if args.worker.startswith("ours_"):
             res = run_ours(args.npix, args.repeats, args.worker.split("_")[1])
         elif args.worker == "dense":
@@ -256,9 +262,10 @@ def main() -> None:
     from blackhole.likelihood import dense_matrix_bytes
 
     results = []
+    grad_dir = tempfile.mkdtemp(prefix="bench_bh_")
     for m in args.methods.split(","):
         cmd = [sys.executable, __file__, "--worker", m, "--npix", str(args.npix), "--repeats", str(args.repeats),
-               "--dense-limit-gb", str(args.dense_limit_gb)]
+               "--dense-limit-gb", str(args.dense_limit_gb), "--grad-dir", grad_dir]
         out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
         line = [s for s in out.stdout.splitlines() if s.startswith("RESULT ")]
         if out.returncode != 0 or not line:
@@ -271,12 +278,13 @@ def main() -> None:
             r["speedup_vs_ehtim"] = ref["time_s"] / r["time_s"]
             r["memory_ratio_vs_ehtim"] = r["peak_extra_gb"] / ref["peak_extra_gb"] if ref["peak_extra_gb"] else None
             r["chisq_rel_diff_vs_ehtim"] = max(abs(r[k] / ref[k] - 1) for k in ("cphase", "logcamp"))
-    if ref and Path("/tmp/bench_bh_grad_ehtim.npy").exists():
-        ge = np.load("/tmp/bench_bh_grad_ehtim.npy")
+    if ref and (Path(grad_dir) / "grad_ehtim.npy").exists():
+        ge = np.load(Path(grad_dir) / "grad_ehtim.npy")
         for r in results:
-            p = Path(f"/tmp/bench_bh_grad_{r['method']}.npy")
+            p = Path(grad_dir) / f"grad_{r['method']}.npy"
             if p.exists():
                 r["grad_rel_diff_vs_ehtim"] = float(np.linalg.norm(np.load(p) - ge) / np.linalg.norm(ge))
+    shutil.rmtree(grad_dir)
     n_cp, n_lca, n_vis = 960, 896, 1344
     dense_gb = {"frames_x_baselines_complex128_gb": dense_matrix_bytes(n_vis, args.npix, args.npix) / 1e9,
                 "ehtim_closure_matrices_complex128_gb":
