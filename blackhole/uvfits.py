@@ -1,0 +1,99 @@
+"""uvfits input/output through ehtim, with clear errors and atomic writes; real data split into frames.
+
+``read_uvfits(path)`` returns an ehtim ``Obsdata`` (Stokes I) or raises ``UvfitsError`` naming the file and what was
+wrong. ``write_uvfits(obs, path)`` writes to a temporary file in the same folder and renames it, so an existing file
+is never half overwritten. ``load_closure_data(path, frame_duration_s)`` goes from a file to ``ClosureData`` with the
+frames split by timestamp (default) or by a duration, and lists frames too sparse for closures instead of failing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from blackhole.ehtim_compat import import_ehtim
+from blackhole.measurements import ClosureData, closure_data, vis_table_from_obs
+
+
+class UvfitsError(ValueError):
+    """A uvfits file is missing, unreadable or not usable as a Stokes I VLBI observation."""
+
+
+def read_uvfits(path: str | Path):
+    """Read ``path`` with ehtim (Stokes polarisation representation) and validate it; returns ``Obsdata``."""
+    path = Path(path)
+    if not path.is_file():
+        raise UvfitsError(f"uvfits file {path}: no such file")
+    eh = import_ehtim()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            obs = eh.obsdata.load_uvfits(str(path), polrep="stokes")
+    except Exception as exc:  # ehtim raises bare Exception/KeyError/OSError for malformed files: name the file
+        raise UvfitsError(f"uvfits file {path}: cannot be read as a VLBI uvfits observation "
+                          f"({type(exc).__name__}: {exc})") from exc
+    data = np.asarray(obs.data)
+    if len(data) == 0:
+        raise UvfitsError(f"uvfits file {path}: contains no visibilities")
+    for name in ("time", "u", "v", "sigma"):
+        if not np.isfinite(data[name]).all():
+            raise UvfitsError(f"uvfits file {path}: non-finite values in column {name!r}")
+    if not np.isfinite(data["vis"]).all():
+        raise UvfitsError(f"uvfits file {path}: non-finite Stokes I visibilities")
+    if (data["sigma"] <= 0).any():
+        raise UvfitsError(f"uvfits file {path}: {(data['sigma'] <= 0).sum()} visibilities have sigma <= 0")
+    return obs
+
+
+def write_uvfits(obs, path: str | Path) -> Path:
+    """Write ``obs`` to ``path`` atomically (temporary file in the same folder, then ``os.replace``)."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise UvfitsError(f"uvfits file {path}: folder {folder} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".uvfits.tmp", dir=folder)
+    os.close(fd)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            obs.save_uvfits(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; give the file ordinary permissions
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+@dataclass(frozen=True)
+class FrameReport:
+    """Frames of an observation: count, frame times (UTC hours), frames with no closure quantity, sparse
+    timestamps (< 3 stations) and the stations."""
+
+    n_frames: int
+    frame_times: np.ndarray
+    frames_without_closures: list[int]
+    sparse_times: tuple[float, ...]
+    stations: tuple[str, ...]
+
+
+def load_closure_data(path: str | Path, frame_duration_s: float | None = None,
+                      debias: bool = True) -> tuple[ClosureData, FrameReport]:
+    """Closure data of a uvfits file, one frame per timestamp or per ``frame_duration_s`` seconds."""
+    obs = read_uvfits(path)
+    table = vis_table_from_obs(obs, frame_duration_s)
+    try:
+        data = closure_data(table, debias=debias)
+    except ValueError as exc:
+        raise UvfitsError(f"uvfits file {path}: {exc}") from exc
+    report = FrameReport(n_frames=table.n_frames, frame_times=table.frame_times,
+                         frames_without_closures=data.frames_without_closures,
+                         sparse_times=data.closures.sparse_times, stations=table.stations)
+    return data, report
