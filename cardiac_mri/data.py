@@ -42,13 +42,7 @@ def read_kspace(path: str | os.PathLike, key: str | None = None) -> np.ndarray:
     """
     path = check_mat73(path)
     if key is None:
-        present = list_datasets(path)
-        found = [k for k in KSPACE_KEYS if k in present]
-        if not found:
-            raise MatFileError(f"{path}: none of the CMRxRecon k-space keys {list(KSPACE_KEYS)} found; present: {present}")
-        if len(found) > 1:
-            raise MatFileError(f"{path}: several k-space keys {found}; pass key= to choose one")
-        key = found[0]
+        key = find_kspace_key(path)
     data = read_array(path, key)
     if not np.iscomplexobj(data):
         raise MatFileError(f"{path}: dataset {key!r} is real ({data.dtype}); expected complex k-space (real/imag)")
@@ -63,6 +57,18 @@ def read_kspace(path: str | os.PathLike, key: str | None = None) -> np.ndarray:
     if single:
         data = data[:, :, None]
     return np.ascontiguousarray(data.astype(np.complex64, copy=False))
+
+
+def find_kspace_key(path: str | os.PathLike) -> str:
+    """The one official CMRxRecon k-space key present in ``path`` (``MatFileError`` if none or several)."""
+    path = check_mat73(path)
+    present = list_datasets(path)
+    found = [k for k in KSPACE_KEYS if k in present]
+    if not found:
+        raise MatFileError(f"{path}: none of the CMRxRecon k-space keys {list(KSPACE_KEYS)} found; present: {present}")
+    if len(found) > 1:
+        raise MatFileError(f"{path}: several k-space keys {found}; pass key= to choose one")
+    return found[0]
 
 
 def read_mask(path: str | os.PathLike, key: str | None = None, acc: int | None = None) -> np.ndarray:

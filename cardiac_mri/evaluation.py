@@ -22,11 +22,11 @@ import numpy as np
 import scipy.io
 import torch
 
-from common.metrics import nmse, psnr, ssim
 from cardiac_mri.coils import rss
 from cardiac_mri.data import CineFile, find_cine_files, parse_cine_path, read_kspace
 from cardiac_mri.matio import MatFileError, check_mat73, read_array, write_mat73
 from cardiac_mri.sense import ifft2c
+from common.metrics import nmse, psnr, ssim
 
 RANKING_KEY = "img4ranking"
 RANKING_FRAMES = 3
@@ -69,8 +69,10 @@ def image_metrics(pred: np.ndarray | torch.Tensor, gt: np.ndarray | torch.Tensor
     g = torch.as_tensor(np.asarray(gt, dtype=np.float64))
     if p.shape != g.shape:
         raise ValueError(f"image_metrics: prediction shape {tuple(p.shape)} differs from ground truth {tuple(g.shape)}")
-    p = p / p.amax(dim=(-2, -1), keepdim=True)
-    g = g / g.amax(dim=(-2, -1), keepdim=True)
+    p_max, g_max = p.amax(dim=(-2, -1), keepdim=True), g.amax(dim=(-2, -1), keepdim=True)
+    if bool((p_max <= 0).any()) or bool((g_max <= 0).any()):
+        raise ValueError("image_metrics: an image is all zero (cannot normalise by its maximum)")
+    p, g = p / p_max, g / g_max
     return {
         "psnr": psnr(p, g, data_range=1.0).numpy(),
         "ssim": ssim(p, g, data_range=1.0, window="uniform", win_size=7, use_sample_covariance=True).numpy(),

@@ -38,7 +38,7 @@ class GaussianLikelihood(nn.Module):
         unnormalized_fft: weight the squared residual by ``H W`` to reproduce an unnormalised-FFT convention.
     """
 
-    y: torch.Tensor
+    y_ri: torch.Tensor
 
     def __init__(
         self, op: SenseOperator, y: torch.Tensor, tau: float = 0.10, scale: float = 1.0,
@@ -54,17 +54,24 @@ class GaussianLikelihood(nn.Module):
             raise ValueError(f"GaussianLikelihood: y has (C, H, W) = {tuple(y.shape[-3:])}, the operator expects "
                              f"{(op.num_coils, *op.image_shape)}")
         self.op = op
-        self.register_buffer("y", y.to(op.maps.dtype))
+        self.register_buffer("y_ri", torch.view_as_real(y.to(op.maps.dtype).contiguous()).clone())
         self.tau = float(tau)
         self.scale = float(scale)
         h, w = op.image_shape
         self.weight = float(h * w) if unnormalized_fft else 1.0
 
+    @property
+    def y(self) -> torch.Tensor:
+        """Measured k-space (complex view of the real buffer ``y_ri``, which survives ``.to(float64)``)."""
+        return torch.view_as_complex(self.y_ri)
+
     def to_complex(self, x: torch.Tensor) -> torch.Tensor:
         """Sampler video (real ``[B, T, 2, H, W]`` or complex ``[B, T, H, W]``) -> complex image units."""
         z = x if x.is_complex() else channels_to_complex(x)
         if z.ndim != 4:
-            raise ValueError(f"GaussianLikelihood: expected [B, T, 2, H, W] or complex [B, T, H, W], got {tuple(x.shape)}")
+            raise ValueError(
+                f"GaussianLikelihood: expected [B, T, 2, H, W] or complex [B, T, H, W], got {tuple(x.shape)}"
+            )
         return self.scale * z.to(self.op.maps.dtype)
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:

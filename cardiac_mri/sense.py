@@ -48,9 +48,12 @@ class SenseOperator(nn.Module):
         mask: real 0/1 (or non-negative weights) ``[H, W]`` (same for all frames) or ``[T, H, W]`` (rows = ky).
     ``op(x)``: complex ``[B, T, H, W]`` -> ``[B, T, C, H, W]``; ``op.adjoint(y)`` the exact adjoint;
     ``op.normal(x) = op.adjoint(op(x))``.
+    The maps are stored as a real buffer ``maps_ri`` ``[C, H, W, 2]`` (``torch.view_as_real``) so that
+    ``op.to(torch.float64)`` gives complex128 maps instead of dropping their imaginary part; ``op.maps`` is the
+    complex view.
     """
 
-    maps: torch.Tensor
+    maps_ri: torch.Tensor
     mask: torch.Tensor
 
     def __init__(self, maps: torch.Tensor, mask: torch.Tensor) -> None:
@@ -71,8 +74,13 @@ class SenseOperator(nn.Module):
         if bool((mask < 0).any()):
             raise ValueError("SenseOperator: mask has negative entries")
         real = maps.real.dtype
-        self.register_buffer("maps", maps.contiguous())
+        self.register_buffer("maps_ri", torch.view_as_real(maps.contiguous()).clone())
         self.register_buffer("mask", mask.to(real).contiguous())
+
+    @property
+    def maps(self) -> torch.Tensor:
+        """Complex coil maps ``[C, H, W]`` (a view of the ``maps_ri`` buffer)."""
+        return torch.view_as_complex(self.maps_ri)
 
     @classmethod
     def single_coil(cls, mask: torch.Tensor) -> SenseOperator:

@@ -18,12 +18,14 @@ from pathlib import Path
 import numpy as np
 import sigpy.mri
 import torch
+import torch.utils.data
 
 from cardiac_mri.coils import normalize_maps
 from cardiac_mri.data import kspace_key
+from cardiac_mri.images import video_scale
 from cardiac_mri.masks import cmrxrecon_mask
 from cardiac_mri.matio import write_mat73
-from cardiac_mri.sense import fft2c
+from cardiac_mri.sense import complex_to_channels, fft2c
 
 #: Image amplitude of the phantom: k-space values then resemble CMRxRecon's (~1e-3).
 AMPLITUDE = 1e-4
@@ -62,7 +64,8 @@ def beating_heart(
     edge = 1.5 * 2.0 / min(ny, nx)  # about 1.5 pixels
     body_r = (0.8 + 0.1 * rng.uniform(-1, 1), 0.65 + 0.1 * rng.uniform(-1, 1))
     body = _soft(1 - _ellipse(u, v, 0, 0, *body_r), edge)
-    texture = 1 + 0.15 * np.cos(np.pi * (rng.uniform(1, 3) * u + rng.uniform(-1, 1))) * np.cos(np.pi * rng.uniform(1, 3) * v)
+    fu, pu, fv = rng.uniform(1, 3), rng.uniform(-1, 1), rng.uniform(1, 3)
+    texture = 1 + 0.15 * np.cos(np.pi * (fu * u + pu)) * np.cos(np.pi * fv * v)
     lung_u = 0.42 + 0.05 * rng.uniform(-1, 1)
     lungs = sum(_soft(1 - _ellipse(u, v, s * lung_u, -0.05, 0.22, 0.4), edge) for s in (-1, 1))
     cu, cv = 0.05 + 0.08 * rng.uniform(-1, 1), 0.0 + 0.08 * rng.uniform(-1, 1)
@@ -180,3 +183,33 @@ def write_synthetic_dataset(
                     written.append(write_mat73(folder / f"cine_{view}.mat", {kspace_key(coil_type, acc): sub}))
                     written.append(write_mat73(folder / f"cine_{view}_mask.mat", {f"mask{acc:02d}": mask}))
     return written
+
+
+class SyntheticVideoDataset(torch.utils.data.Dataset):
+    """``n`` seeded synthetic videos ``[frames, 2, size, size]`` float32 (real, imag), normalised as in
+    :mod:`cardiac_mri.images` (divided by the 99th percentile of the magnitude). Item ``i`` uses seed ``(seed, i)``;
+    views alternate SAX / LAX."""
+
+    def __init__(self, n: int, size: int = 192, frames: int = 12, seed: int = 0) -> None:
+        if n < 1:
+            raise ValueError(f"SyntheticVideoDataset: n must be >= 1, got {n}")
+        self.n, self.size, self.frames, self.seed = int(n), int(size), int(frames), int(seed)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def complex_video(self, i: int) -> torch.Tensor:
+        if not 0 <= i < self.n:
+            raise IndexError(f"SyntheticVideoDataset: index {i} out of range [0, {self.n})")
+        rng = np.random.default_rng([self.seed, i])
+        view = "sax" if i % 2 == 0 else "lax"
+        pos = float(rng.uniform(-0.8, 0.8)) if view == "sax" else 0.0
+        video = beating_heart(self.size, self.size, self.frames, rng=rng, view=view, slice_pos=pos)
+        return torch.from_numpy(video.astype(np.complex64))
+
+    def info(self, i: int) -> dict:
+        return {"synthetic_seed": [self.seed, i], "scale": video_scale(self.complex_video(i))}
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        x = self.complex_video(i)
+        return complex_to_channels(x / video_scale(x)).to(torch.float32)
