@@ -83,10 +83,10 @@ class SenseOperator(nn.Module):
         return torch.view_as_complex(self.maps_ri)
 
     @classmethod
-    def single_coil(cls, mask: torch.Tensor) -> SenseOperator:
-        """The paper's single-coil operator ``y = M * F(x)``: one map of ones, ``C = 1``."""
+    def single_coil(cls, mask: torch.Tensor, dtype: torch.dtype = torch.complex64) -> SenseOperator:
+        """The paper's single-coil operator ``y = M * F(x)``: one map of ones, ``C = 1``, complex ``dtype``."""
         mask = torch.as_tensor(mask)
-        ones = torch.ones((1, *mask.shape[-2:]), dtype=torch.complex64, device=mask.device)
+        ones = torch.ones((1, *mask.shape[-2:]), dtype=dtype, device=mask.device)
         return cls(ones, mask)
 
     @property
