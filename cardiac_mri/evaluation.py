@@ -43,9 +43,12 @@ def ranking_subset(images: np.ndarray | torch.Tensor) -> np.ndarray:
     if img.ndim != 4:
         raise ValueError(f"ranking_subset: expected images (t, slice, ny, nx), got shape {img.shape}")
     t, sz, ny, nx = img.shape
-    if t < RANKING_FRAMES or sz < 2:
-        raise ValueError(f"ranking_subset: needs >= {RANKING_FRAMES} frames and >= 2 slices, got shape {img.shape}")
     centre = matlab_round(sz / 2)  # MATLAB 1-based slices centre-1 : centre -> 0-based centre-2, centre-1
+    if t < RANKING_FRAMES or centre < 2:
+        raise ValueError(
+            f"ranking_subset: run4Ranking needs >= {RANKING_FRAMES} frames and >= 3 slices (slices "
+            f"round(sz/2)-1 : round(sz/2), 1-based), got shape {img.shape}"
+        )
     sub = np.abs(img[:RANKING_FRAMES, centre - 2 : centre])
     cy, cx = matlab_round(ny / 2), matlab_round(nx / 3)
     y0, x0 = ny // 2 - cy // 2, nx // 2 - cx // 2  # MATLAB crop: floor(n/2)+1+ceil(-m/2), 1-based
