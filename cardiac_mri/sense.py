@@ -16,6 +16,21 @@ from torch import nn
 _DIMS = (-2, -1)
 
 
+def _checkerboard(h: int, w: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor | None:
+    """``s * (-1)^(i + j)`` with ``s = (-1)^(h/2 + w/2)`` for even ``h, w`` (else ``None``).
+
+    For even sizes the centred FFT is a modulated plain FFT, ``fft2c(x) = s C * fft2(C * x)`` with
+    ``C = (-1)^(i + j)`` (and the same for the inverse), which replaces the four ``fftshift`` copies by two
+    multiplications that can be folded into the coil maps and the mask.
+    """
+    if h % 2 or w % 2:
+        return None
+    i = torch.arange(h, device=device)[:, None]
+    j = torch.arange(w, device=device)[None, :]
+    sign = -1.0 if (h // 2 + w // 2) % 2 else 1.0
+    return (sign * (1 - 2 * ((i + j) % 2))).to(dtype)
+
+
 def fft2c(x: torch.Tensor) -> torch.Tensor:
     """Centred orthonormal 2-D FFT over the last two axes: image ``[..., H, W]`` -> k-space ``[..., H, W]``."""
     return torch.fft.fftshift(torch.fft.fft2(torch.fft.ifftshift(x, dim=_DIMS), norm="ortho"), dim=_DIMS)
@@ -113,24 +128,44 @@ class SenseOperator(nn.Module):
             want = "[B, T, H, W]" if ndim == 4 else f"[B, T, C={self.num_coils}, H, W]"
             raise ValueError(f"SenseOperator.{what}: expected {want} with (H, W) = {hw}, got {tuple(x.shape)}")
 
+    def _folded(self, frames: int) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        """Maps and mask with the centring folded in (even sizes): ``(maps', mask', folded)``.
+
+        ``M F(S x) = mask' * fft2(maps' * x)`` with ``maps' = C S`` and ``mask' = s C M`` (see :func:`_checkerboard`).
+        """
+        mask = self._frame_mask(frames)
+        board = _checkerboard(*self.image_shape, mask.dtype, mask.device)
+        if board is None:
+            return self.maps, mask, False
+        return self.maps * board, mask * board, True
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Forward model: complex image video ``[B, T, H, W]`` -> masked multi-coil k-space ``[B, T, C, H, W]``."""
         self._check(x, 4, "forward")
-        coil_images = x.to(self.maps.dtype)[:, :, None] * self.maps
-        return self._frame_mask(x.shape[1]) * fft2c(coil_images)
+        maps, mask, folded = self._folded(x.shape[1])
+        coil_images = x.to(maps.dtype)[:, :, None] * maps
+        k = torch.fft.fft2(coil_images, norm="ortho") if folded else fft2c(coil_images)
+        return k.mul_(mask)
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
         """Adjoint: k-space ``[B, T, C, H, W]`` -> image ``[B, T, H, W]`` (``sum_c conj(S_c) F^H (M y_c)``)."""
         self._check(y, 5, "adjoint")
-        coil_images = ifft2c(self._frame_mask(y.shape[1]) * y.to(self.maps.dtype))
-        return (self.maps.conj() * coil_images).sum(dim=2)
+        maps, mask, folded = self._folded(y.shape[1])
+        masked = mask * y.to(maps.dtype)
+        coil_images = torch.fft.ifft2(masked, norm="ortho") if folded else ifft2c(masked)
+        return coil_images.mul_(maps.conj()).sum(dim=2)
 
     def normal(self, x: torch.Tensor) -> torch.Tensor:
         """Normal operator ``A^H A``: ``[B, T, H, W]`` -> ``[B, T, H, W]``."""
         self._check(x, 4, "normal")
-        weight = self._frame_mask(x.shape[1]) ** 2  # M^H M (= M for a 0/1 mask)
-        coil_images = ifft2c(weight * fft2c(x.to(self.maps.dtype)[:, :, None] * self.maps))
-        return (self.maps.conj() * coil_images).sum(dim=2)
+        maps, mask, folded = self._folded(x.shape[1])
+        weight = mask**2  # M^H M (= M for a 0/1 mask); the +-1 folding squares away
+        coil_images = x.to(maps.dtype)[:, :, None] * maps
+        if folded:
+            coil_images = torch.fft.ifft2(weight * torch.fft.fft2(coil_images, norm="ortho"), norm="ortho")
+        else:
+            coil_images = ifft2c(weight * fft2c(coil_images))
+        return (maps.conj() * coil_images).sum(dim=2)
 
     def extra_repr(self) -> str:
         return f"coils={self.num_coils}, image_shape={self.image_shape}, mask_shape={tuple(self.mask.shape)}"

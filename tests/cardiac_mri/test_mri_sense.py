@@ -15,9 +15,10 @@ def _randn_complex(shape, gen, dtype=torch.complex64):
 
 @pytest.mark.parametrize("dtype, tol", [(torch.complex64, 1e-5), (torch.complex128, 1e-12)])
 @pytest.mark.parametrize("per_frame", [False, True])
-def test_adjoint_dot_product(dtype, tol, per_frame):
+@pytest.mark.parametrize("h, w", [(20, 18), (15, 12), (11, 9)])
+def test_adjoint_dot_product(dtype, tol, per_frame, h, w):
     gen = torch.Generator().manual_seed(0)
-    c, t, h, w = 5, 6, 20, 18
+    c, t = 5, 6
     maps = _randn_complex((c, h, w), gen, dtype)
     mask = equispaced_mask(h, w, 3, 4, frames=t if per_frame else None, kt_shift=per_frame)
     op = SenseOperator(maps, mask)
@@ -69,12 +70,17 @@ def test_equals_sigpy_sense_per_frame(cine64):
         assert np.linalg.norm(xa[t].numpy() - xs) / np.linalg.norm(xs) < 1e-5
 
 
-def test_single_coil_is_masked_fft():
+@pytest.mark.parametrize("h, w", [(16, 16), (14, 10), (15, 16), (16, 13), (9, 7)])
+def test_single_coil_is_masked_centred_fft(h, w):
+    """Even sizes take the folded (checkerboard) path, odd ones the fftshift path: both equal numpy's fft2c."""
     gen = torch.Generator().manual_seed(3)
-    mask = equispaced_mask(16, 16, 4, 4)
-    op = SenseOperator.single_coil(mask)
-    x = _randn_complex((2, 3, 16, 16), gen)
-    assert torch.allclose(op(x)[:, :, 0], mask * fft2c(x), atol=1e-6)
+    mask = equispaced_mask(h, w, 4, 4)
+    op = SenseOperator.single_coil(mask, dtype=torch.complex128)
+    x = _randn_complex((2, 3, h, w), gen, torch.complex128)
+    ref = np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(x.numpy(), axes=(-2, -1)), norm="ortho"), axes=(-2, -1))
+    np.testing.assert_allclose(op(x)[:, :, 0].numpy(), mask.numpy() * ref, atol=1e-12)
+    np.testing.assert_allclose(op.adjoint(op(x)).numpy(),
+                               op.normal(x).numpy(), atol=1e-12)
     assert op.num_coils == 1
 
 
