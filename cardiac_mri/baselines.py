@@ -54,7 +54,7 @@ def operator_norm_sq(op: SenseOperator, shape: tuple[int, ...], iters: int = 30,
 
 
 def sense_cg(
-    op: SenseOperator, y: torch.Tensor, iters: int = 15, lam: float = 0.02, x0: torch.Tensor | None = None,
+    op: SenseOperator, y: torch.Tensor, iters: int = 10, lam: float = 0.01, x0: torch.Tensor | None = None,
     tol: float = 1e-6,
 ) -> torch.Tensor:
     """CG-SENSE: solve ``(A^H A + lam I) x = A^H y`` per sample, from ``x0`` (default 0); ``[B, T, H, W]``.
