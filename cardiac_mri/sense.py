@@ -16,19 +16,19 @@ from torch import nn
 _DIMS = (-2, -1)
 
 
-def _checkerboard(h: int, w: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor | None:
-    """``s * (-1)^(i + j)`` with ``s = (-1)^(h/2 + w/2)`` for even ``h, w`` (else ``None``).
+def _checkerboard(h: int, w: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, float] | None:
+    """``(C, s)`` with ``C = (-1)^(i + j)`` ``[h, w]`` and ``s = (-1)^(h/2 + w/2)`` for even ``h, w`` (else ``None``).
 
-    For even sizes the centred FFT is a modulated plain FFT, ``fft2c(x) = s C * fft2(C * x)`` with
-    ``C = (-1)^(i + j)`` (and the same for the inverse), which replaces the four ``fftshift`` copies by two
-    multiplications that can be folded into the coil maps and the mask.
+    For even sizes the centred FFT is a modulated plain FFT, ``fft2c(x) = s C * fft2(C * x)`` (and
+    ``ifft2c(k) = s C * ifft2(C * k)``), which replaces the four ``fftshift`` copies by two multiplications that
+    are folded into the coil maps and the mask.
     """
     if h % 2 or w % 2:
         return None
     i = torch.arange(h, device=device)[:, None]
     j = torch.arange(w, device=device)[None, :]
     sign = -1.0 if (h // 2 + w // 2) % 2 else 1.0
-    return (sign * (1 - 2 * ((i + j) % 2))).to(dtype)
+    return (1 - 2 * ((i + j) % 2)).to(dtype), sign
 
 
 def fft2c(x: torch.Tensor) -> torch.Tensor:
@@ -134,10 +134,11 @@ class SenseOperator(nn.Module):
         ``M F(S x) = mask' * fft2(maps' * x)`` with ``maps' = C S`` and ``mask' = s C M`` (see :func:`_checkerboard`).
         """
         mask = self._frame_mask(frames)
-        board = _checkerboard(*self.image_shape, mask.dtype, mask.device)
-        if board is None:
+        folding = _checkerboard(*self.image_shape, mask.dtype, mask.device)
+        if folding is None:
             return self.maps, mask, False
-        return self.maps * board, mask * board, True
+        board, sign = folding
+        return self.maps * board, mask * (sign * board), True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Forward model: complex image video ``[B, T, H, W]`` -> masked multi-coil k-space ``[B, T, C, H, W]``."""

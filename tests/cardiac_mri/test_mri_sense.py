@@ -70,18 +70,25 @@ def test_equals_sigpy_sense_per_frame(cine64):
         assert np.linalg.norm(xa[t].numpy() - xs) / np.linalg.norm(xs) < 1e-5
 
 
-@pytest.mark.parametrize("h, w", [(16, 16), (14, 10), (15, 16), (16, 13), (9, 7)])
-def test_single_coil_is_masked_centred_fft(h, w):
-    """Even sizes take the folded (checkerboard) path, odd ones the fftshift path: both equal numpy's fft2c."""
+@pytest.mark.parametrize("h, w", [(16, 16), (14, 10), (8, 10), (6, 8), (15, 16), (16, 13), (9, 7)])
+@pytest.mark.parametrize("coils", [1, 3])
+def test_forward_equals_numpy_centred_fft(h, w, coils):
+    """Even sizes take the folded (checkerboard, sign (-1)^(h/2 + w/2)) path, odd ones the fftshift path."""
     gen = torch.Generator().manual_seed(3)
     mask = equispaced_mask(h, w, 4, 4)
-    op = SenseOperator.single_coil(mask, dtype=torch.complex128)
+    maps = torch.ones(1, h, w, dtype=torch.complex128) if coils == 1 else _randn_complex((coils, h, w), gen,
+                                                                                          torch.complex128)
+    op = SenseOperator.single_coil(mask, dtype=torch.complex128) if coils == 1 else SenseOperator(maps, mask)
     x = _randn_complex((2, 3, h, w), gen, torch.complex128)
-    ref = np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(x.numpy(), axes=(-2, -1)), norm="ortho"), axes=(-2, -1))
-    np.testing.assert_allclose(op(x)[:, :, 0].numpy(), mask.numpy() * ref, atol=1e-12)
-    np.testing.assert_allclose(op.adjoint(op(x)).numpy(),
-                               op.normal(x).numpy(), atol=1e-12)
-    assert op.num_coils == 1
+    img = x.numpy()[:, :, None] * maps.numpy()
+    ref = np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(img, axes=(-2, -1)), norm="ortho"), axes=(-2, -1))
+    np.testing.assert_allclose(op(x).numpy(), mask.numpy() * ref, atol=1e-12)
+    y = _randn_complex((2, 3, coils, h, w), gen, torch.complex128)
+    back = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(mask.numpy() * y.numpy(), axes=(-2, -1)), norm="ortho"),
+                           axes=(-2, -1))
+    np.testing.assert_allclose(op.adjoint(y).numpy(), (np.conj(maps.numpy()) * back).sum(axis=2), atol=1e-12)
+    np.testing.assert_allclose(op.adjoint(op(x)).numpy(), op.normal(x).numpy(), atol=1e-12)
+    assert op.num_coils == coils
 
 
 def test_buffers_follow_to():
