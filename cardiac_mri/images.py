@@ -89,8 +89,8 @@ def to_model_grid(x: torch.Tensor, size: int = DEFAULT_SIZE) -> torch.Tensor:
 
 def video_scale(x: torch.Tensor, quantile: float = SCALE_QUANTILE) -> float:
     """Normalisation scale of a complex video ``[T, H, W]``: the ``quantile`` of ``|x|`` (must be positive)."""
-    mag = x.abs().reshape(-1).to(torch.float32)
-    scale = float(torch.quantile(mag, quantile)) if mag.numel() <= 16_000_000 else float(mag.max())
+    mag = x.detach().abs().reshape(-1).to(torch.float64).cpu().numpy()
+    scale = float(np.quantile(mag, quantile))
     if not np.isfinite(scale) or scale <= 0:
         raise ValueError(f"video_scale: the video has no signal (scale {scale})")
     return scale
