@@ -124,16 +124,21 @@ class CineVideoDataset(Dataset):
             n_slices = _num_slices(p)
             self.index.extend((p, s) for s in range(n_slices))
         self._cache: tuple[Path, np.ndarray] | None = None
+        self._last: tuple[int, torch.Tensor] | None = None  # info(i) after [i] reuses the combined video
 
     def __len__(self) -> int:
         return len(self.index)
 
     def complex_video(self, i: int) -> torch.Tensor:
         """Un-normalised complex video ``[T, size, size]`` in the file's image units."""
+        if self._last is not None and self._last[0] == i:
+            return self._last[1]
         path, s = self.index[i]
         if self._cache is None or self._cache[0] != path:
             self._cache = (path, read_kspace(path))
-        return to_model_grid(combine_coils(self._cache[1][:, s]), self.size)
+        video = to_model_grid(combine_coils(self._cache[1][:, s]), self.size)
+        self._last = (i, video)
+        return video
 
     def info(self, i: int) -> dict:
         path, s = self.index[i]
