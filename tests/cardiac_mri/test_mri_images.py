@@ -76,3 +76,27 @@ def test_training_array_round_trip(tmp_path):
     # reproducible from the seed, different across items
     assert torch.equal(SyntheticVideoDataset(3, size=24, frames=4, seed=1)[0], data[0])
     assert not torch.equal(data[0], data[2])
+
+
+def test_retrospective_problem_on_model_grid(cine64):
+    from cardiac_mri.masks import paper_mask
+    from cardiac_mri.problem import retrospective_problem
+
+    k = cine64.kspace[:, 0]  # [12, 8, 64, 64]
+    mask = paper_mask("6x", 32, 32)
+    prob = retrospective_problem(k, mask, size=32, calib_width=12)
+    assert prob.y.shape == (12, 8, 32, 32) and prob.target.shape == (12, 32, 32)
+    assert prob.target_channels().shape == (12, 2, 32, 32)
+    lik = prob.likelihood(tau=1.0)
+    truth = prob.target_channels()[None]
+    # the reference video explains the data up to noise and map error; a zero video does not
+    misfit_truth = float(lik.data_misfit(truth)[0])
+    misfit_zero = float(lik.data_misfit(torch.zeros_like(truth))[0])
+    assert misfit_truth < 0.1 * misfit_zero
+    assert float(lik(truth)[0]) > float(lik(0.5 * truth)[0])
+    single = retrospective_problem(k[:, :1] * 0 + k.sum(dim=1, keepdim=True), mask, size=32)
+    assert single.op.num_coils == 1
+    assert float(single.likelihood().data_misfit(single.target_channels()[None])[0]) < 1e-3 * float(
+        single.y.abs().norm())
+    with pytest.raises(ValueError, match="Generator"):
+        retrospective_problem(k, mask, size=32, calib_width=12, noise_std=0.1)
