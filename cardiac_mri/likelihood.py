@@ -1,0 +1,88 @@
+"""Gaussian likelihood of cine k-space for posterior sampling (paper Sec. 4.3: log p(y|x) ∝ -||A(x) - y||^2).
+
+Convention of this project::
+
+    log_likelihood(x) = -||A(scale * x) - y||^2 / tau^2            (one value per sample, shape [B])
+
+with ``A`` the :class:`~cardiac_mri.sense.SenseOperator` (centred *orthonormal* FFT), ``x`` the sampler's video in
+network units (real ``[B, T, 2, H, W]`` with real/imag channels, or complex ``[B, T, H, W]``), ``scale`` the
+normalisation of :mod:`cardiac_mri.images` (image units = ``scale`` * network units) and ``y`` the measured k-space
+``[T, C, H, W]`` or ``[B, T, C, H, W]`` in the file's units. There is no factor 1/2 and ``tau`` is a likelihood
+temperature, not the noise level (FACTS 1: the reference's MRI value is ``tau = 0.10``).
+
+Reproducing the reference implementation: it multiplies images by ``1e6`` and uses an *unnormalised*
+``fft2(fftshift(.))``, so its residual norm is ``sqrt(H W)`` times the orthonormal one. With ``x`` in the
+reference's units (``x_ref = 1e6 * x_image``), ``scale = 1``, ``y`` the orthonormal k-space of the reference's
+measurement (``y_ref / sqrt(H W)``), ``tau = 0.10`` and ``unnormalized_fft=True`` (which multiplies the squared
+residual by ``H W``), :class:`GaussianLikelihood` returns the reference's ``-||M fft2(x_ref) - y_ref||^2 / tau^2``
+exactly (fftshift-only versus centred FFT differ by a unit-modulus factor per k-space sample, which leaves the norm
+unchanged).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from cardiac_mri.sense import SenseOperator, channels_to_complex
+
+
+class GaussianLikelihood(nn.Module):
+    """``log p(y | x) = -w ||A(scale * x) - y||^2 / tau^2`` per sample, ``[B]``; ``w = H W`` if ``unnormalized_fft``.
+
+    Args:
+        op: the forward operator (its buffers carry device and dtype).
+        y: measured k-space ``[T, C, H, W]`` (shared by the batch) or ``[B, T, C, H, W]``.
+        tau: likelihood temperature (reference MRI value 0.10).
+        scale: image units per network unit (see :mod:`cardiac_mri.images`).
+        unnormalized_fft: weight the squared residual by ``H W`` to reproduce an unnormalised-FFT convention.
+    """
+
+    y_ri: torch.Tensor
+
+    def __init__(
+        self, op: SenseOperator, y: torch.Tensor, tau: float = 0.10, scale: float = 1.0,
+        unnormalized_fft: bool = False,
+    ) -> None:
+        super().__init__()
+        if tau <= 0 or scale <= 0:
+            raise ValueError(f"GaussianLikelihood: tau and scale must be positive, got tau={tau}, scale={scale}")
+        if not y.is_complex() or y.ndim not in (4, 5):
+            raise ValueError(f"GaussianLikelihood: y must be complex [T, C, H, W] or [B, T, C, H, W], got "
+                             f"{tuple(y.shape)} {y.dtype}")
+        if tuple(y.shape[-3:]) != (op.num_coils, *op.image_shape):
+            raise ValueError(f"GaussianLikelihood: y has (C, H, W) = {tuple(y.shape[-3:])}, the operator expects "
+                             f"{(op.num_coils, *op.image_shape)}")
+        self.op = op
+        self.register_buffer("y_ri", torch.view_as_real(y.to(op.maps.dtype).contiguous()).clone())
+        self.tau = float(tau)
+        self.scale = float(scale)
+        h, w = op.image_shape
+        self.weight = float(h * w) if unnormalized_fft else 1.0
+
+    @property
+    def y(self) -> torch.Tensor:
+        """Measured k-space (complex view of the real buffer ``y_ri``, which survives ``.to(float64)``)."""
+        return torch.view_as_complex(self.y_ri)
+
+    def to_complex(self, x: torch.Tensor) -> torch.Tensor:
+        """Sampler video (real ``[B, T, 2, H, W]`` or complex ``[B, T, H, W]``) -> complex image units."""
+        z = x if x.is_complex() else channels_to_complex(x)
+        if z.ndim != 4:
+            raise ValueError(
+                f"GaussianLikelihood: expected [B, T, 2, H, W] or complex [B, T, H, W], got {tuple(x.shape)}"
+            )
+        return self.scale * z.to(self.op.maps.dtype)
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        """``A(scale * x) - y``: ``[B, T, C, H, W]``."""
+        return self.op(self.to_complex(x)) - self.y
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Log-likelihood per sample, real ``[B]`` (differentiable in ``x`` by autograd)."""
+        r = self.residual(x)
+        return -self.weight * (r.abs() ** 2).flatten(1).sum(dim=1) / self.tau**2
+
+    def data_misfit(self, x: torch.Tensor) -> torch.Tensor:
+        """The paper's data misfit ``||A(x) - y||_2`` per sample (Sec. 4.1), ``[B]``, in k-space units."""
+        return self.residual(x).abs().pow(2).flatten(1).sum(dim=1).sqrt()

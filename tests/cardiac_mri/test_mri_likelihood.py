@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+import torch
+
+from cardiac_mri import GaussianLikelihood, SenseOperator
+from cardiac_mri.masks import equispaced_mask
+from cardiac_mri.sense import complex_to_channels
+
+
+def _problem(dtype=torch.complex128, seed=0, t=4, h=8, w=10):
+    gen = torch.Generator().manual_seed(seed)
+    maps = torch.randn(3, h, w, dtype=dtype, generator=gen)
+    op = SenseOperator(maps, equispaced_mask(h, w, 2, 2))
+    x_true = torch.randn(1, t, h, w, dtype=dtype, generator=gen)
+    return op, op(x_true)[0], gen
+
+
+def test_value_matches_numpy():
+    op, y, gen = _problem()
+    lik = GaussianLikelihood(op, y, tau=0.1, scale=2.0)
+    x = torch.randn(2, 4, 8, 10, dtype=torch.complex128, generator=gen)
+    maps, mask = op.maps.numpy(), op.mask.numpy()
+    for b in range(2):
+        img = 2.0 * x[b].numpy()[:, None] * maps
+        k = np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(img, axes=(-2, -1)), norm="ortho"), axes=(-2, -1))
+        ref = -np.sum(np.abs(mask * k - y.numpy()) ** 2) / 0.1**2
+        assert float(lik(x)[b]) == pytest.approx(ref, rel=1e-10)
+    # real channels and complex input give the same value
+    assert torch.allclose(lik(complex_to_channels(x)), lik(x))
+
+
+def test_gradient_matches_finite_differences():
+    op, y, gen = _problem(t=2, h=6, w=5)
+    lik = GaussianLikelihood(op, y, tau=0.3, scale=0.7)
+    x = torch.randn(1, 2, 2, 6, 5, dtype=torch.float64, generator=gen, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda z: lik(z), (x,), eps=1e-6, atol=1e-5, rtol=1e-4)
+    # and the closed form: grad = -(2 scale / tau^2) A^H (A(scale x) - y) as real channels
+    g = torch.autograd.grad(lik(x).sum(), x)[0]
+    closed = complex_to_channels(-(2 * 0.7 / 0.3**2) * op.adjoint(lik.residual(x.detach())))
+    assert torch.allclose(g, closed, atol=1e-8)
+
+
+def test_unnormalized_fft_reproduces_reference_convention():
+    """Reference: -||M fft2(x) - y_ref||^2 / tau^2 with the unnormalised FFT."""
+    gen = torch.Generator().manual_seed(5)
+    mask = equispaced_mask(12, 12, 3, 4)
+    op = SenseOperator.single_coil(mask, dtype=torch.complex128)
+    x_ref = torch.randn(1, 2, 12, 12, dtype=torch.complex128, generator=gen)
+    x = torch.randn(1, 2, 12, 12, dtype=torch.complex128, generator=gen)
+    y_ref = mask.numpy() * np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(x_ref.numpy(), axes=(-2, -1))), axes=(-2, -1))
+    lik = GaussianLikelihood(op, torch.from_numpy(y_ref / 12)[0][:, None], tau=0.1, unnormalized_fft=True)
+    k = np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(x.numpy(), axes=(-2, -1))), axes=(-2, -1))
+    ref = -np.sum(np.abs(mask.numpy() * k - y_ref) ** 2) / 0.01
+    assert float(lik(x)[0]) == pytest.approx(ref, rel=1e-10)
+
+
+def test_errors_and_device_dtype():
+    op, y, _ = _problem(torch.complex64)
+    with pytest.raises(ValueError, match="tau"):
+        GaussianLikelihood(op, y, tau=0.0)
+    with pytest.raises(ValueError, match="operator expects"):
+        GaussianLikelihood(op, y[:, :2])
+    lik = GaussianLikelihood(op, y).to(torch.float64)
+    assert lik.y.dtype == torch.complex128 and lik.op.maps.dtype == torch.complex128
+    assert torch.allclose(lik.y.to(torch.complex64), y)

@@ -1,0 +1,113 @@
+import numpy as np
+import pytest
+import sigpy
+import sigpy.mri
+import torch
+
+from cardiac_mri import SenseOperator
+from cardiac_mri.masks import equispaced_mask
+from cardiac_mri.sense import channels_to_complex, complex_to_channels, fft2c, ifft2c
+
+
+def _randn_complex(shape, gen, dtype=torch.complex64):
+    return torch.randn(shape, generator=gen, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.complex64, 1e-5), (torch.complex128, 1e-12)])
+@pytest.mark.parametrize("per_frame", [False, True])
+@pytest.mark.parametrize("h, w", [(20, 18), (15, 12), (11, 9)])
+def test_adjoint_dot_product(dtype, tol, per_frame, h, w):
+    gen = torch.Generator().manual_seed(0)
+    c, t = 5, 6
+    maps = _randn_complex((c, h, w), gen, dtype)
+    mask = equispaced_mask(h, w, 3, 4, frames=t if per_frame else None, kt_shift=per_frame)
+    op = SenseOperator(maps, mask)
+    x = _randn_complex((2, t, h, w), gen, dtype)
+    y = _randn_complex((2, t, c, h, w), gen, dtype)
+    lhs = torch.vdot(op(x).flatten(), y.flatten())
+    rhs = torch.vdot(x.flatten(), op.adjoint(y).flatten())
+    assert abs(lhs - rhs) / abs(lhs) < tol
+    assert torch.allclose(op.normal(x), op.adjoint(op(x)), rtol=0, atol=tol * 10 * float(x.abs().max()) * c)
+
+
+def test_linearity_and_shapes():
+    gen = torch.Generator().manual_seed(1)
+    op = SenseOperator(_randn_complex((3, 8, 8), gen), equispaced_mask(8, 8, 2, 2))
+    x1, x2 = _randn_complex((1, 4, 8, 8), gen), _randn_complex((1, 4, 8, 8), gen)
+    a = 0.3 - 1.2j
+    assert torch.allclose(op(a * x1 + x2), a * op(x1) + op(x2), atol=1e-5)
+    assert op(x1).shape == (1, 4, 3, 8, 8) and op(x1).dtype == torch.complex64
+    with pytest.raises(ValueError, match=r"\[B, T, H, W\]"):
+        op(x1[0])
+    with pytest.raises(ValueError, match="complex"):
+        op(x1.real)
+    with pytest.raises(ValueError, match="mask must be"):
+        SenseOperator(_randn_complex((3, 8, 8), gen), torch.ones(8, 9))
+    with pytest.raises(ValueError, match="frames"):
+        SenseOperator(_randn_complex((3, 8, 8), gen), torch.ones(5, 8, 8))(x1)
+
+
+def test_fft_matches_numpy_centred_orthonormal():
+    gen = torch.Generator().manual_seed(2)
+    x = _randn_complex((3, 15, 12), gen, torch.complex128)
+    ref = np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(x.numpy(), axes=(-2, -1)), norm="ortho"), axes=(-2, -1))
+    np.testing.assert_allclose(fft2c(x).numpy(), ref, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ifft2c(fft2c(x)).numpy(), x.numpy(), atol=1e-12)
+
+
+def test_equals_sigpy_sense_per_frame(cine64):
+    maps = cine64.maps
+    mask = equispaced_mask(64, 64, 8, 24, frames=12, kt_shift=True)
+    op = SenseOperator(maps, mask)
+    x = cine64.image[:, 0][None]  # [1, 12, 64, 64]
+    y = op(x)[0]
+    xa = op.adjoint(op(x))[0]
+    for t in range(12):
+        s = sigpy.mri.linop.Sense(maps.numpy(), weights=mask[t].numpy())
+        ys = s(x[0, t].numpy())
+        xs = s.H(ys)
+        assert np.linalg.norm(y[t].numpy() - ys) / np.linalg.norm(ys) < 1e-5
+        assert np.linalg.norm(xa[t].numpy() - xs) / np.linalg.norm(xs) < 1e-5
+
+
+@pytest.mark.parametrize("h, w", [(16, 16), (14, 10), (8, 10), (6, 8), (15, 16), (16, 13), (9, 7)])
+@pytest.mark.parametrize("coils", [1, 3])
+def test_forward_equals_numpy_centred_fft(h, w, coils):
+    """Even sizes take the folded (checkerboard, sign (-1)^(h/2 + w/2)) path, odd ones the fftshift path."""
+    gen = torch.Generator().manual_seed(3)
+    mask = equispaced_mask(h, w, 4, 4)
+    maps = torch.ones(1, h, w, dtype=torch.complex128) if coils == 1 else _randn_complex((coils, h, w), gen,
+                                                                                          torch.complex128)
+    op = SenseOperator.single_coil(mask, dtype=torch.complex128) if coils == 1 else SenseOperator(maps, mask)
+    x = _randn_complex((2, 3, h, w), gen, torch.complex128)
+    img = x.numpy()[:, :, None] * maps.numpy()
+    ref = np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(img, axes=(-2, -1)), norm="ortho"), axes=(-2, -1))
+    np.testing.assert_allclose(op(x).numpy(), mask.numpy() * ref, atol=1e-12)
+    y = _randn_complex((2, 3, coils, h, w), gen, torch.complex128)
+    back = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(mask.numpy() * y.numpy(), axes=(-2, -1)), norm="ortho"),
+                           axes=(-2, -1))
+    np.testing.assert_allclose(op.adjoint(y).numpy(), (np.conj(maps.numpy()) * back).sum(axis=2), atol=1e-12)
+    np.testing.assert_allclose(op.adjoint(op(x)).numpy(), op.normal(x).numpy(), atol=1e-12)
+    assert op.num_coils == coils
+
+
+def test_buffers_follow_to():
+    op = SenseOperator(torch.ones(2, 4, 4, dtype=torch.complex64), torch.ones(4, 4))
+    names = {n for n, _ in op.named_buffers()}
+    assert names == {"maps_ri", "mask"}
+    op64 = op.to(torch.float64)
+    assert op64.maps.dtype == torch.complex128 and op64.mask.dtype == torch.float64
+    x = torch.ones(1, 2, 4, 4, dtype=torch.complex128)
+    assert op64(x).dtype == torch.complex128
+    state = op.state_dict()
+    assert set(state) == {"maps_ri", "mask"}
+
+
+def test_channel_conversion_round_trip():
+    gen = torch.Generator().manual_seed(4)
+    x = _randn_complex((2, 3, 5, 6), gen)
+    ch = complex_to_channels(x)
+    assert ch.shape == (2, 3, 2, 5, 6) and not ch.is_complex()
+    assert torch.equal(channels_to_complex(ch), x)
+    with pytest.raises(ValueError, match="2, H, W"):
+        channels_to_complex(torch.zeros(2, 3, 4, 4))
