@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -58,7 +59,7 @@ def _run_train(args: argparse.Namespace) -> int:
     import torch.distributed as dist
 
     try:
-        if int(__import__("os").environ.get("RANK", "0")) == 0:
+        if int(os.environ.get("RANK", "0")) == 0:
             print(f"# stepvip train {args.stage}: resolved config ({args.config})\n{dump_prior_config(cfg)}", end="")
             print(f"# output: {root / args.stage}", flush=True)
         train_stage(args.stage, cfg, root / args.stage, resume=args.resume, vae_path=vae if cfg.vae else None,

@@ -1,6 +1,7 @@
 """Training pipeline: overfitting a tiny dataset, bit-identical resume after a crash, CLI end to end."""
 
 import argparse
+import dataclasses
 import json
 
 import numpy as np
@@ -113,6 +114,9 @@ def test_killed_run_resumes_bit_identically(tmp_path, stage):
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
     assert losses(tmp_path / "full") == losses(tmp_path / "killed")
     assert len(losses(tmp_path / "killed")) == 6
+    other = dataclasses.replace(cfg, **{f"train_{stage}": dataclasses.replace(sc, lr=1e-3)})
+    with pytest.raises(ValueError, match="different config"):
+        train_stage(stage, other, tmp_path / "killed", resume=True, **kw)
     a0 = load_file(init)
     moved = load_file(tmp_path / "full" / "model.safetensors")
     if stage == "video":  # the run did train: spatial weights moved and some alpha left 0
