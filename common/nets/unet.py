@@ -8,7 +8,8 @@ initialisation. The backbone is wrapped by ``common.denoisers.EDMPrecond``, so
     model(z [B, T, C, H, W], sigma [B], video=True) -> D(z; sigma) [B, T, C, H, W]
 
 is the denoised estimate and the model satisfies the project's Denoiser protocol. ``video=False`` is the OFF
-switch: frames are folded into the batch and no temporal operation runs (the image diffusion model, IDM).
+switch: frames are folded into the batch and no temporal operation runs (the image diffusion model, IDM), so
+``functools.partial(model, video=False)`` is the IDM denoiser.
 A model built with ``config.temporal = False`` has no temporal branches at all (first training stage) and is
 per-frame in either mode; ``VideoUNet.from_image_unet`` turns it into the spatiotemporal UNet.
 """

@@ -116,7 +116,8 @@ def _run_sample_prior(args: argparse.Namespace) -> int:
                               sigma_max=args.sigma_max, sigma_min=args.sigma_min, generator=g, device=device)
             out.append((vae.decode(z) if vae is not None else z).float().cpu())
     videos = torch.cat(out).numpy()
-    attrs = {"checkpoint": str(args.checkpoint), "vae": str(args.vae or ""), "seed": args.seed, "steps": args.steps,
+    attrs = {"space": "image" if vae is not None else "network input (latent, or pixels for a pixel-space prior)",
+             "checkpoint": str(args.checkpoint), "vae": str(args.vae or ""), "seed": args.seed, "steps": args.steps,
              "sigma_max": args.sigma_max, "sigma_min": args.sigma_min, "image_mode": int(args.image_mode),
              "solver": "PF-ODE Euler, poly-7 grid then sigma=0"}
     nc, gif = write_samples(videos, args.out, attrs)

@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from common import checkpoints
 from common.nets.unet import VideoUNet
-from common.nets.vae import FrameVAE
+from common.nets.vae import FrameVAE, sample_latent
 from common.training.config import STAGES, PriorConfig, StageConfig, dump_prior_config
 from common.training.data import (
     ArrayFrames,
@@ -100,10 +100,7 @@ class _Batcher:
         if self.vae is None:
             return x
         mean, logvar = self.vae.encode(x)
-        if self.sc.latent == "mean":
-            return mean
-        eps = torch.randn(mean.shape, generator=g).to(self.device)
-        return mean + (0.5 * logvar).exp() * eps
+        return mean if self.sc.latent == "mean" else sample_latent(mean, logvar, g)
 
     def __call__(self, g: torch.Generator, shared: torch.Generator) -> tuple:
         sc, b = self.sc, self.sc.batch_size

@@ -61,6 +61,10 @@ def write_samples(videos: np.ndarray, out_dir: str | Path, attrs: dict[str, str 
                 "x": np.arange(w)},
         attrs={"stepvip_version": __version__, **{k: v for k, v in attrs.items()}},
     )
+    ds["frame"].attrs["long_name"] = "frame index"
+    ds["channel"].attrs["long_name"] = "channel (MRI: 0 real, 1 imaginary)"
+    for d in ("y", "x"):
+        ds[d].attrs["units"] = "pixel"
     nc = out / "samples.nc"
     tmp = out / ".samples.nc.tmp"
     ds.to_netcdf(tmp, engine="h5netcdf")
