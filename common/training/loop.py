@@ -286,18 +286,18 @@ def train_stage(stage: str, cfg: PriorConfig, out_dir: str | Path, *, resume: bo
         amp = torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
         with amp:
             loss, *parts_out = runner(*inputs)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"train {stage}: non-finite loss {float(loss)} at step {step + 1}")
+        done = step + 1
+        logged = torch.stack([loss.detach().float(), *[p.float() for p in parts_out]])
+        if info.enabled:  # every rank sees the mean (and a NaN on any rank), so all stop together
+            dist.all_reduce(logged)
+            logged /= info.world_size
+        if not torch.isfinite(logged).all():
+            raise FloatingPointError(f"train {stage}: non-finite loss {logged.tolist()} at step {done}")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), sc.grad_clip)
         opt.step()
         ema.update(model)
-        done = step + 1
-        logged = torch.stack([loss.detach().float(), *[p.float() for p in parts_out]])
-        if info.enabled:
-            dist.all_reduce(logged)
-            logged /= info.world_size
         if main and (done % sc.log_every == 0 or done == sc.steps):
             row = {"step": done, "loss": float(logged[0]), "grad_norm": float(grad_norm),
                    "time_s": round(time.perf_counter() - t0, 3)}

@@ -178,3 +178,13 @@ def test_train_video_needs_image_checkpoint(tmp_path):
         train_stage("video", cfg, tmp_path, videos=vids, init_path=tmp_path / "missing.safetensors", progress=False)
     with pytest.raises(ValueError, match="'vae: null'"):
         train_stage("vae", cfg, tmp_path, videos=vids, progress=False)
+
+
+def test_non_finite_loss_stops_the_run_loudly(tmp_path):
+    x = blobs([(5, 8)], hw=8)
+    x[0, 0, 2, 2] = float("nan")
+    cfg = PriorConfig(data=DataConfig(hflip=False, vflip=False), unet=TINY_UNET,
+                      train_image=StageConfig(steps=3, batch_size=2, checkpoint_every=10))
+    with pytest.raises(FloatingPointError, match="non-finite loss .* at step 1"):
+        train_stage("image", cfg, tmp_path, frames=Frames(x), progress=False)
+    assert not (tmp_path / "state.safetensors").exists()
