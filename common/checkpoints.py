@@ -1,0 +1,125 @@
+"""Model checkpoints: one ``.safetensors`` file holding the weights and, in its metadata, a JSON config.
+
+``save(module, path)`` writes the module's ``state_dict`` and ``{"class": name, "config": {dataclass fields}}``
+under the metadata key ``stepvip``; ``load(path)`` rebuilds the module from that config and loads the weights.
+Class names map to classes through the explicit ``MODEL_CLASSES`` table (no ``globals()`` lookup, no pickle).
+Writes are atomic (temporary file in the same folder, then ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+from torch import nn
+
+from common._version import __version__
+from common.nets.config import UNetConfig, VAEConfig, config_from_dict, config_to_dict
+from common.nets.unet import VideoUNet
+from common.nets.vae import FrameVAE
+
+METADATA_KEY = "stepvip"
+MODEL_CLASSES: dict[str, tuple[type[nn.Module], type]] = {
+    "VideoUNet": (VideoUNet, UNetConfig),
+    "FrameVAE": (FrameVAE, VAEConfig),
+}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, malformed, or does not match its config."""
+
+
+def atomic_save_tensors(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str]) -> None:
+    """Write ``tensors`` (contiguous CPU copies) and string ``metadata`` to ``path`` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(cpu, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """String metadata of a safetensors file; clear error if the file is missing or not safetensors."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path}: file not found")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {path}: not a readable safetensors file ({exc})") from exc
+
+
+def save(module: nn.Module, path: str | Path) -> None:
+    """Save a model whose class is in ``MODEL_CLASSES`` (it must carry its config dataclass as ``.config``)."""
+    name = type(module).__name__
+    if name not in MODEL_CLASSES or not isinstance(module, MODEL_CLASSES[name][0]):
+        raise CheckpointError(f"checkpoints.save: unsupported module type {name}; known: {sorted(MODEL_CLASSES)}")
+    meta = {"class": name, "config": config_to_dict(module.config), "version": __version__}
+    atomic_save_tensors(module.state_dict(), path, {METADATA_KEY: json.dumps(meta)})
+
+
+def read_config(path: str | Path) -> tuple[str, Any]:
+    """``(class name, config dataclass)`` stored in checkpoint ``path``."""
+    meta = read_metadata(path)
+    if METADATA_KEY not in meta:
+        raise CheckpointError(f"checkpoint {path}: no '{METADATA_KEY}' metadata (not written by stepvip?)")
+    try:
+        info = json.loads(meta[METADATA_KEY])
+        name, cfg = info["class"], info["config"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"checkpoint {path}: malformed '{METADATA_KEY}' metadata ({exc})") from exc
+    if name not in MODEL_CLASSES:
+        raise CheckpointError(f"checkpoint {path}: unknown model class {name!r}; known: {sorted(MODEL_CLASSES)}")
+    try:
+        return name, config_from_dict(MODEL_CLASSES[name][1], cfg, source=f"checkpoint {path}")
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from exc
+
+
+def load(path: str | Path, map_location: str | torch.device = "cpu", expect: type[nn.Module] | None = None
+         ) -> nn.Module:
+    """Rebuild the module stored in ``path`` and load its weights (eval mode, on ``map_location``).
+
+    ``expect`` optionally names the required class. Raises ``CheckpointError`` naming the file and the first
+    mismatching tensors when the weights do not fit the stored config.
+    """
+    name, cfg = read_config(path)
+    cls = MODEL_CLASSES[name][0]
+    if expect is not None and cls is not expect:
+        raise CheckpointError(f"checkpoint {path}: holds a {name}, expected a {expect.__name__}")
+    module = cls(cfg)
+    state = load_file(str(path), device="cpu")
+    check_state(module.state_dict(), state, f"checkpoint {path}")
+    module.load_state_dict(state, strict=True)
+    return module.to(map_location).eval()
+
+
+def check_state(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor], source: str) -> None:
+    """Raise ``CheckpointError`` listing the first missing, unexpected and wrongly shaped tensors."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    shapes = [f"{k}: expected {tuple(expected[k].shape)}, found {tuple(found[k].shape)}"
+              for k in sorted(set(expected) & set(found)) if tuple(expected[k].shape) != tuple(found[k].shape)]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (first: {missing[:3]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (first: {unexpected[:3]})")
+        if shapes:
+            parts.append(f"{len(shapes)} with wrong shape (first: {shapes[:3]})")
+        raise CheckpointError(f"{source}: weights do not match the config: " + "; ".join(parts))

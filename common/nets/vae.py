@@ -1,0 +1,138 @@
+"""Per-frame KL autoencoder (STeP paper Sec. 3.2 (P1), App. C Eq. 18; LDM-style encoder/decoder).
+
+``encode(x [..., C, H, W]) -> (mean, logvar)`` each ``[..., Cz, H/f, W/f]`` and ``decode(z [..., Cz, h, w]) ->
+[..., C, h*f, w*f]`` with ``f = config.downsampling``; any leading dims (frames, batch) are folded, so videos are
+encoded frame by frame. No latent scaling factor is applied (as in the STeP reference).
+
+Loss convention (``vae_loss``, Eq. 18): ``L = mean_pixels |D(z) - x| + beta_kl * mean_latent KL(q(z|x) || N(0, I))``
+with ``z`` a reparameterised sample; both terms are averaged per element (pixel or latent entry), so ``beta_kl``
+is independent of image size. (The STeP reference code instead sums the KL per sample with beta 1e-6.)
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from common.nets.config import VAEConfig
+from common.nets.layers import Downsample, ResBlock, SelfAttention2d, Upsample, group_norm
+
+LOGVAR_RANGE = (-30.0, 20.0)  # clamp as in LDM, keeps exp(logvar) finite
+
+
+class Encoder(nn.Module):
+    """``[N, C, H, W] -> [N, 2 * Cz, H/f, W/f]`` (mean and log-variance stacked on channels)."""
+
+    def __init__(self, cfg: VAEConfig) -> None:
+        super().__init__()
+        ch = cfg.channels
+        layers: list[nn.Module] = [nn.Conv2d(cfg.in_channels, ch[0], 3, padding=1)]
+        cur = ch[0]
+        for level, width in enumerate(ch):
+            for _ in range(cfg.num_res_blocks):
+                layers.append(ResBlock(cur, width, zero_out=False))
+                cur = width
+            if level < len(ch) - 1:
+                layers.append(Downsample(cur))
+        layers += _mid(cur, cfg.mid_attention)
+        layers += [group_norm(cur), nn.SiLU(), nn.Conv2d(cur, 2 * cfg.latent_channels, 3, padding=1)]
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class Decoder(nn.Module):
+    """``[N, Cz, h, w] -> [N, C, h*f, w*f]``."""
+
+    def __init__(self, cfg: VAEConfig) -> None:
+        super().__init__()
+        ch = cfg.channels
+        cur = ch[-1]
+        layers: list[nn.Module] = [nn.Conv2d(cfg.latent_channels, cur, 3, padding=1)]
+        layers += _mid(cur, cfg.mid_attention)
+        for level in reversed(range(len(ch))):
+            for _ in range(cfg.num_res_blocks + 1):
+                layers.append(ResBlock(cur, ch[level], zero_out=False))
+                cur = ch[level]
+            if level > 0:
+                layers.append(Upsample(cur))
+        layers += [group_norm(cur), nn.SiLU(), nn.Conv2d(cur, cfg.in_channels, 3, padding=1)]
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.layers(z)
+
+
+def _mid(ch: int, attention: bool) -> list[nn.Module]:
+    mid: list[nn.Module] = [ResBlock(ch, ch, zero_out=False)]
+    if attention:
+        mid.append(SelfAttention2d(ch, 1))
+    mid.append(ResBlock(ch, ch, zero_out=False))
+    return mid
+
+
+class FrameVAE(nn.Module):
+    """KL autoencoder applied independently to every frame."""
+
+    def __init__(self, config: VAEConfig | None = None) -> None:
+        super().__init__()
+        self.config = config if config is not None else VAEConfig()
+        self.encoder = Encoder(self.config)
+        self.decoder = Decoder(self.config)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x [..., C, H, W] -> (mean, logvar)``, each ``[..., Cz, H/f, W/f]``."""
+        cfg = self.config
+        f = cfg.downsampling
+        if x.ndim < 3 or x.shape[-3] != cfg.in_channels or x.shape[-1] % f or x.shape[-2] % f:
+            raise ValueError(f"FrameVAE.encode: expected [..., {cfg.in_channels}, H, W] with H, W divisible by {f}, "
+                             f"got {tuple(x.shape)}")
+        lead = x.shape[:-3]
+        moments = self.encoder(x.reshape(-1, *x.shape[-3:]))
+        mean, logvar = moments.chunk(2, dim=1)
+        logvar = logvar.clamp(*LOGVAR_RANGE)
+        return mean.reshape(*lead, *mean.shape[1:]), logvar.reshape(*lead, *logvar.shape[1:])
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """``z [..., Cz, h, w] -> x [..., C, h*f, w*f]``."""
+        cz = self.config.latent_channels
+        if z.ndim < 3 or z.shape[-3] != cz:
+            raise ValueError(f"FrameVAE.decode: expected [..., {cz}, h, w], got {tuple(z.shape)}")
+        lead = z.shape[:-3]
+        x = self.decoder(z.reshape(-1, *z.shape[-3:]))
+        return x.reshape(*lead, *x.shape[1:])
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Reconstruction ``decode(mean)`` (deterministic) or of a posterior sample when a generator is given."""
+        mean, logvar = self.encode(x)
+        z = mean if generator is None else sample_latent(mean, logvar, generator)
+        return self.decode(z)
+
+
+def sample_latent(mean: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Reparameterised sample ``mean + exp(logvar / 2) * eps`` with ``eps`` drawn from ``generator``."""
+    eps = torch.randn(mean.shape, generator=generator, device=generator.device, dtype=mean.dtype).to(mean.device)
+    return mean + (0.5 * logvar).exp() * eps
+
+
+def kl_to_standard_normal(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Element-wise ``KL(N(mean, exp(logvar)) || N(0, 1)) = 0.5 (mean^2 + exp(logvar) - 1 - logvar)``."""
+    return 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar)
+
+
+def vae_loss(vae: FrameVAE, x: torch.Tensor, eps: torch.Tensor, beta_kl: float
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Eq. 18 on images ``x [N, C, H, W]``: per-pixel mean L1 + ``beta_kl`` * per-latent-entry mean KL.
+
+    ``eps`` (``[N, Cz, H/f, W/f]``, standard normal, drawn by the caller from its generator) gives the
+    reparameterised sample ``z = mean + exp(logvar / 2) * eps``. Returns ``(loss, l1, kl)`` (0-dim tensors).
+    """
+    mean, logvar = vae.encode(x)
+    if eps.shape != mean.shape:
+        raise ValueError(f"vae_loss: eps has shape {tuple(eps.shape)}, latents have {tuple(mean.shape)}")
+    z = mean + (0.5 * logvar).exp() * eps
+    rec = F.l1_loss(vae.decode(z), x)
+    kl = kl_to_standard_normal(mean, logvar).mean()
+    return rec + beta_kl * kl, rec.detach(), kl.detach()

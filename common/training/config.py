@@ -1,0 +1,119 @@
+"""Training configuration of the three-stage prior pipeline (paper App. C, Table 4), loaded from YAML.
+
+One YAML file describes one prior (``configs/prior_*.yaml``): the data, the VAE (``null`` for a pixel-space prior),
+the UNet and the optimisation settings of each stage. Every section mirrors a frozen dataclass; unknown keys are
+rejected with an error naming the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from common.nets.config import UNetConfig, VAEConfig, config_from_dict, config_to_dict
+
+STAGES = ("vae", "image", "video")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the training data are and how they are augmented.
+
+    videos / frames: array files (see ``common.training.data``); paths relative to the working directory.
+    hflip / vflip: random horizontal / vertical flips; zoom: maximal relative zoom in/out (0 = off).
+    clip_frames: train the video stage on random windows of this many frames (None = whole videos).
+    """
+
+    videos: str | None = None
+    frames: str | None = None
+    hflip: bool = True
+    vflip: bool = True
+    zoom: float = 0.0
+    clip_frames: int | None = None
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """Optimisation of one stage: AdamW, gradient clipping, EMA, periodic atomic checkpoints, seeded randomness.
+
+    steps: optimiser steps; batch_size: per process (under DDP the global batch is ``world_size`` times larger).
+    checkpoint_every: steps between resumable checkpoints (the last step is always saved).
+    bf16: autocast to bfloat16, honoured only on CUDA (ignored, with a printed note, on CPU).
+    beta_kl: VAE stage, weight of the per-latent-entry mean KL in Eq. 18.
+    p_mean / p_std: diffusion stages, log-normal noise-level distribution ``ln sigma ~ N(p_mean, p_std^2)`` (EDM).
+    latent: diffusion stages with a VAE: ``mean`` of the encoder or a reparameterised ``sample`` (Eq. 19).
+    p_joint: video stage, probability that a step uses real videos (else pseudo-videos of random images).
+    """
+
+    steps: int = 1000
+    batch_size: int = 8
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    checkpoint_every: int = 500
+    log_every: int = 1
+    seed: int = 0
+    bf16: bool = False
+    beta_kl: float = 0.06
+    p_mean: float = -1.2
+    p_std: float = 1.2
+    latent: str = "mean"
+    p_joint: float = 0.8
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"StageConfig.{name} must be a positive integer, got {v!r}")
+        if self.latent not in ("mean", "sample"):
+            raise ValueError(f"StageConfig.latent must be 'mean' or 'sample', got {self.latent!r}")
+        if not 0.0 <= self.p_joint <= 1.0 or not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"StageConfig: need 0 <= p_joint <= 1 and 0 <= ema_decay < 1, got {self.p_joint}, "
+                             f"{self.ema_decay}")
+        if self.lr <= 0 or self.grad_clip <= 0 or len(self.betas) != 2:
+            raise ValueError("StageConfig: lr and grad_clip must be > 0 and betas a pair")
+
+
+@dataclass(frozen=True)
+class PriorConfig:
+    """A whole prior: data, networks and the three training stages."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    vae: VAEConfig | None = None
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    train_vae: StageConfig = field(default_factory=StageConfig)
+    train_image: StageConfig = field(default_factory=StageConfig)
+    train_video: StageConfig = field(default_factory=StageConfig)
+
+    def stage(self, name: str) -> StageConfig:
+        if name not in STAGES:
+            raise ValueError(f"unknown training stage {name!r}; expected one of {STAGES}")
+        return getattr(self, f"train_{name}")
+
+    def __post_init__(self) -> None:
+        if self.vae is not None and self.unet.in_channels != self.vae.latent_channels:
+            raise ValueError(f"unet.in_channels={self.unet.in_channels} must equal "
+                             f"vae.latent_channels={self.vae.latent_channels}")
+
+
+def load_prior_config(path: str | Path) -> PriorConfig:
+    """Read a prior YAML file; every error names the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML ({exc})") from exc
+    if data is None:
+        data = {}
+    return config_from_dict(PriorConfig, data, source=str(path))
+
+
+def dump_prior_config(cfg: PriorConfig) -> str:
+    """The resolved config as YAML text (what the CLI prints and writes next to the checkpoints)."""
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)

@@ -1,0 +1,327 @@
+"""The training loop of the three prior stages (paper App. C): ``vae``, ``image``, ``video``.
+
+``train_stage(stage, cfg, out_dir)`` trains one stage and writes into ``out_dir``:
+``state.safetensors`` (resumable, atomic), ``ema.safetensors`` and ``model.safetensors`` (final EMA and raw weights,
+``common.checkpoints`` format), ``log.jsonl`` (one JSON line per logged step), ``loss.png`` and ``config.yaml``.
+
+- vae: Eq. 18 on augmented images of the image set (all frames of the videos + extra frames).
+- image: EDM denoising score matching (Eq. 19) on latents of single frames, image UNet (``temporal=False``).
+- video: the image checkpoint loaded into the spatiotemporal UNet (temporal branches zero, alpha = 0); each step
+  is a batch of real (clipped, augmented) videos with probability ``p_joint``, else pseudo-videos of random images
+  processed in image mode (switch OFF, paper Sec. 3.2 (P3)). The real/pseudo choice comes from a generator shared
+  by all DDP ranks; data and noise from a per-rank generator (seed + 1000 * rank).
+
+Latents come from the frozen VAE encoder (``latent: mean`` or ``sample``), without a scaling factor; with
+``vae: null`` the prior is pixel-space. Runs unchanged under ``torchrun`` (DDP, gloo on CPU, nccl on CUDA).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from common import checkpoints
+from common.nets.unet import VideoUNet
+from common.nets.vae import FrameVAE, sample_latent
+from common.training.config import STAGES, PriorConfig, StageConfig, dump_prior_config
+from common.training.data import (
+    ArrayFrames,
+    ArrayVideos,
+    augment,
+    draw_batch,
+    draw_pseudo_videos,
+    image_set,
+    random_clip,
+)
+from common.training.ema import EMA
+from common.training.objectives import DiffusionObjective, VAEObjective
+from common.training.state import load_training_state, optimizer_from_flat, save_training_state
+
+STATE_FILE = "state.safetensors"
+
+
+@dataclasses.dataclass(frozen=True)
+class DistInfo:
+    rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def setup_distributed() -> DistInfo:
+    """Join the torchrun process group when ``WORLD_SIZE > 1`` (nccl if CUDA is available, else gloo)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    cuda = torch.cuda.is_available()
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo")
+    rank = dist.get_rank() if world > 1 else 0
+    local = int(os.environ.get("LOCAL_RANK", rank))
+    if cuda:
+        torch.cuda.set_device(local)
+    return DistInfo(rank, world, torch.device(f"cuda:{local}") if cuda else torch.device("cpu"))
+
+
+def load_datasets(cfg: PriorConfig) -> tuple[Dataset | None, Dataset | None]:
+    """Video and extra-frame datasets named in ``cfg.data`` (None where not given)."""
+    videos = ArrayVideos(cfg.data.videos) if cfg.data.videos else None
+    frames = ArrayFrames(cfg.data.frames) if cfg.data.frames else None
+    return videos, frames
+
+
+class _Batcher:
+    """Draws the inputs of one step for a stage, using explicit generators only."""
+
+    def __init__(self, stage: str, cfg: PriorConfig, videos: Dataset | None, images: Dataset,
+                 vae: FrameVAE | None, device: torch.device) -> None:
+        self.stage, self.cfg, self.videos, self.images, self.vae, self.device = stage, cfg, videos, images, vae, device
+        self.sc = cfg.stage(stage)
+
+    def _aug(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        d = self.cfg.data
+        return augment(x, g, d.hflip, d.vflip, d.zoom)
+
+    @torch.no_grad()
+    def _latent(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        x = x.to(self.device)
+        if self.vae is None:
+            return x
+        mean, logvar = self.vae.encode(x)
+        return mean if self.sc.latent == "mean" else sample_latent(mean, logvar, g)
+
+    def __call__(self, g: torch.Generator, shared: torch.Generator) -> tuple:
+        sc, b = self.sc, self.sc.batch_size
+        if self.stage == "vae":
+            x = self._aug(draw_batch(self.images, b, g), g)
+            f = self.cfg.vae.downsampling
+            eps = torch.randn(b, self.cfg.vae.latent_channels, x.shape[-2] // f, x.shape[-1] // f, generator=g)
+            return x.to(self.device), eps.to(self.device)
+        if self.stage == "image":
+            z0 = self._latent(self._aug(draw_batch(self.images, b, g), g), g)[:, None]
+            video = False
+        else:
+            real = float(torch.rand((), generator=shared)) < sc.p_joint
+            if real:
+                clip = random_clip(draw_batch(self.videos, b, g), self.cfg.data.clip_frames, g)
+            else:
+                clip = draw_pseudo_videos(self.images, b, self.num_frames, g)
+            z0, video = self._latent(self._aug(clip, g), g), real
+        sigma = (sc.p_mean + sc.p_std * torch.randn(b, generator=g)).exp()
+        noise = torch.randn(z0.shape, generator=g)
+        return z0, sigma.to(self.device), noise.to(self.device), video
+
+    @property
+    def num_frames(self) -> int:
+        return self.cfg.data.clip_frames or int(self.videos[0].shape[0])
+
+
+def _build(stage: str, cfg: PriorConfig, init_path: Path | None) -> nn.Module:
+    if stage == "vae":
+        if cfg.vae is None:
+            raise ValueError("train vae: the config has 'vae: null' (pixel-space prior); there is no VAE to train")
+        return FrameVAE(cfg.vae)
+    if stage == "image":
+        return VideoUNet(dataclasses.replace(cfg.unet, temporal=False))
+    if init_path is None or not Path(init_path).is_file():
+        raise FileNotFoundError(f"train video: image-UNet checkpoint {init_path} not found (train the image stage "
+                                "first or pass --init)")
+    image = checkpoints.load(init_path, expect=VideoUNet)
+    want = dataclasses.replace(cfg.unet, temporal=False)
+    if image.config != want:
+        diff = {f.name: (getattr(image.config, f.name), getattr(want, f.name)) for f in dataclasses.fields(want)
+                if getattr(image.config, f.name) != getattr(want, f.name)}
+        raise ValueError(f"train video: image checkpoint {init_path} has a different UNet config than the YAML "
+                         f"(field: (checkpoint, config)) {diff}")
+    return VideoUNet.from_image_unet(image, temporal_kernel=cfg.unet.temporal_kernel,
+                                     temporal_attn_levels=cfg.unet.temporal_attn_levels,
+                                     max_frames=cfg.unet.max_frames)
+
+
+def _gather_generator_states(g: torch.Generator, info: DistInfo) -> list[torch.Tensor]:
+    state = g.get_state()
+    if not info.enabled:
+        return [state]
+    dev = info.device
+    out = [torch.empty_like(state, device=dev) for _ in range(info.world_size)]
+    dist.all_gather(out, state.to(dev))
+    return [s.cpu() for s in out]
+
+
+def plot_losses(log_path: Path, png_path: Path) -> None:
+    """Loss curve (log scale) from a JSONL log, written atomically as PNG (matplotlib Agg)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    if not rows:
+        return
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], lw=0.8)
+    ax.set(xlabel="step", ylabel="loss", yscale="log", title=png_path.parent.name)
+    ax.grid(alpha=0.3)
+    tmp = png_path.with_name(f".{png_path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, png_path)
+
+
+def _truncate_log(log_path: Path, step: int) -> None:
+    """Keep only log lines up to ``step`` (a killed run may have logged steps after its last checkpoint)."""
+    if not log_path.exists():
+        return
+    keep = [ln for ln in log_path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
+    tmp = log_path.with_name(f".{log_path.name}.tmp")
+    tmp.write_text("".join(ln + "\n" for ln in keep))
+    os.replace(tmp, log_path)
+
+
+def train_stage(stage: str, cfg: PriorConfig, out_dir: str | Path, *, resume: bool = False,
+                videos: Dataset | None = None, frames: Dataset | None = None, vae_path: str | Path | None = None,
+                init_path: str | Path | None = None, callback: Callable[[int, float], None] | None = None,
+                progress: bool = True) -> nn.Module:
+    """Train one stage (``vae``, ``image`` or ``video``) and return its EMA model (on CPU, eval mode).
+
+    ``videos``/``frames`` override the datasets named in ``cfg.data`` (any map-style datasets following the project
+    convention). ``vae_path`` (image/video stages with a VAE) and ``init_path`` (video stage) name the frozen VAE and
+    the image-UNet checkpoint. ``callback(step, loss)`` runs after every step (it may raise to stop the run).
+    """
+    if stage not in STAGES:
+        raise ValueError(f"train_stage: unknown stage {stage!r}; expected one of {STAGES}")
+    info = setup_distributed()
+    sc: StageConfig = cfg.stage(stage)
+    out = Path(out_dir)
+    state_path = out / STATE_FILE
+    if state_path.exists() and not resume:
+        raise FileExistsError(f"{state_path} exists: pass --resume to continue that run or choose another --out")
+    if resume and not state_path.exists():
+        raise FileNotFoundError(f"--resume: no training state at {state_path}")
+    if videos is None and frames is None:
+        videos, frames = load_datasets(cfg)
+    if stage == "video" and videos is None:
+        raise ValueError("train video: no video dataset (set data.videos in the config or pass --videos)")
+    images = image_set(videos, frames)
+
+    vae = None
+    if stage != "vae" and cfg.vae is not None:
+        if vae_path is None or not Path(vae_path).is_file():
+            raise FileNotFoundError(f"train {stage}: VAE checkpoint {vae_path} not found (train the vae stage first "
+                                    "or pass --vae)")
+        vae = checkpoints.load(vae_path, map_location=info.device, expect=FrameVAE)
+        if vae.config != cfg.vae:
+            raise ValueError(f"train {stage}: VAE checkpoint {vae_path} config {vae.config} differs from the YAML "
+                             f"vae section {cfg.vae}")
+        for p in vae.parameters():
+            p.requires_grad_(False)
+    in_ch = cfg.vae.in_channels if cfg.vae is not None else cfg.unet.in_channels
+    if images[0].shape[0] != in_ch:
+        raise ValueError(f"train {stage}: data have {images[0].shape[0]} channels, the config expects {in_ch}")
+
+    with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's global RNG
+        torch.manual_seed(sc.seed)
+        model = _build(stage, cfg, Path(init_path) if init_path else None)
+    model.to(info.device).train()
+    ema = EMA(model, sc.ema_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=sc.lr, betas=tuple(sc.betas), weight_decay=sc.weight_decay)
+    g = torch.Generator().manual_seed(sc.seed + 1000 * info.rank)
+    shared = torch.Generator().manual_seed(sc.seed + 7919)
+    start = 0
+    config_text = dump_prior_config(cfg)
+    # a resumed run must use the same config, except that it may run for more (or fewer) steps
+    same_run_text = dump_prior_config(dataclasses.replace(cfg, **{f"train_{stage}": dataclasses.replace(sc, steps=1)}))
+    if resume:
+        meta, parts = load_training_state(state_path)
+        if meta.get("stage") != stage or meta.get("world_size") != info.world_size:
+            raise ValueError(f"{state_path}: saved by stage {meta.get('stage')!r} with world size "
+                             f"{meta.get('world_size')}, cannot resume stage {stage!r} with {info.world_size}")
+        if meta.get("run_config") != same_run_text:
+            raise ValueError(f"{state_path}: the run was started with a different config; resume with the same one")
+        checkpoints.check_state(model.state_dict(), parts["model"], str(state_path))
+        model.load_state_dict(parts["model"])
+        ema.load_state_dict(parts["ema"])
+        opt.load_state_dict(optimizer_from_flat(parts["optim"], meta["optimizer"]))
+        g.set_state(parts["rng"][f"data.{info.rank}"])
+        shared.set_state(parts["rng"]["shared"])
+        start = int(meta["step"])
+
+    objective = VAEObjective(model, sc.beta_kl) if stage == "vae" else DiffusionObjective(model)
+    runner: nn.Module = objective
+    if info.enabled:
+        runner = nn.parallel.DistributedDataParallel(
+            objective, device_ids=[info.device.index] if info.device.type == "cuda" else None,
+            find_unused_parameters=(stage == "video"))
+    batcher = _Batcher(stage, cfg, videos, images, vae, info.device)
+    use_bf16 = sc.bf16 and info.device.type == "cuda"
+    main = info.rank == 0
+    log_path = out / "log.jsonl"
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(config_text)
+        if sc.bf16 and not use_bf16:
+            print(f"train {stage}: bf16 requested but not on CUDA; training in float32")
+        if resume:
+            _truncate_log(log_path, start)
+        elif log_path.exists():
+            log_path.unlink()
+
+    bar = tqdm(range(start, sc.steps), initial=start, total=sc.steps, desc=f"train {stage}",
+               disable=not (progress and main))
+    t0 = time.perf_counter()
+    for step in bar:
+        inputs = batcher(g, shared)
+        amp = torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
+        with amp:
+            loss, *parts_out = runner(*inputs)
+        done = step + 1
+        logged = torch.stack([loss.detach().float(), *[p.float() for p in parts_out]])
+        if info.enabled:  # every rank sees the mean (and a NaN on any rank), so all stop together
+            dist.all_reduce(logged)
+            logged /= info.world_size
+        if not torch.isfinite(logged).all():
+            raise FloatingPointError(f"train {stage}: non-finite loss {logged.tolist()} at step {done}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), sc.grad_clip)
+        opt.step()
+        ema.update(model)
+        if main and (done % sc.log_every == 0 or done == sc.steps):
+            row = {"step": done, "loss": float(logged[0]), "grad_norm": float(grad_norm),
+                   "time_s": round(time.perf_counter() - t0, 3)}
+            if stage == "vae":
+                row.update(l1=float(logged[1]), kl=float(logged[2]))
+            if stage == "video":
+                row["real_video"] = bool(inputs[3])
+            with open(log_path, "a") as fh:
+                fh.write(json.dumps(row) + "\n")
+            bar.set_postfix(loss=f"{row['loss']:.4g}")
+        if callback is not None:
+            callback(done, float(logged[0]))
+        if done % sc.checkpoint_every == 0 or done == sc.steps:
+            states = _gather_generator_states(g, info)
+            if main:
+                rngs = {f"data.{r}": s for r, s in enumerate(states)}
+                rngs["shared"] = shared.get_state()
+                save_training_state(state_path, step=done, model=model, ema=ema.module, optimizer=opt,
+                                    generators=rngs, extra={"stage": stage, "world_size": info.world_size,
+                                                            "config": config_text, "run_config": same_run_text})
+                plot_losses(log_path, out / "loss.png")
+    if main:
+        checkpoints.save(ema.module, out / "ema.safetensors")
+        checkpoints.save(model, out / "model.safetensors")
+    if info.enabled:
+        dist.barrier()
+    return ema.module.cpu().eval()

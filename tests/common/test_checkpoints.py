@@ -1,0 +1,94 @@
+"""Checkpoints: safetensors + JSON config round trip, clear errors for mismatches and malformed files, no pickle."""
+
+import json
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from common.checkpoints import METADATA_KEY, CheckpointError, load, read_config, save
+from common.nets import FrameVAE, UNetConfig, VAEConfig, VideoUNet
+
+UNET = UNetConfig(in_channels=1, image_size=8, channels=(8, 16), attn_levels=(1,), temporal_attn_levels=(1,),
+                  num_heads=2)
+
+
+def _randomise(model, seed):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(0.2 * torch.randn(p.shape, generator=g))
+
+
+@pytest.mark.parametrize("model", [VideoUNet(UNET), FrameVAE(VAEConfig(channels=(8, 16)))])
+def test_round_trip_rebuilds_module_and_weights(tmp_path, model):
+    _randomise(model, 0)
+    path = tmp_path / "m.safetensors"
+    save(model, path)
+    back = load(path)
+    assert type(back) is type(model) and back.config == model.config and not back.training
+    for (k, a), (k2, b) in zip(model.state_dict().items(), back.state_dict().items(), strict=True):
+        assert k == k2 and torch.equal(a, b)
+    name, cfg = read_config(path)
+    assert name == type(model).__name__ and cfg == model.config
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]  # no temporary file left behind
+    if isinstance(model, VideoUNet):
+        z = torch.randn(1, 3, 1, 8, 8)
+        assert torch.equal(model.eval()(z, torch.tensor([1.0])), back(z, torch.tensor([1.0])))
+
+
+def _rewrite_config(path, **changes):
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads(f.metadata()[METADATA_KEY])
+    meta["config"].update(changes)
+    save_file(load_file(str(path)), str(path), metadata={METADATA_KEY: json.dumps(meta)})
+
+
+def test_mismatched_config_names_file_and_tensors(tmp_path):
+    path = tmp_path / "unet.safetensors"
+    save(VideoUNet(UNET), path)
+    _rewrite_config(path, channels=[8, 32])
+    with pytest.raises(CheckpointError) as exc:
+        load(path)
+    msg = str(exc.value)
+    assert str(path) in msg and "wrong shape" in msg and "expected" in msg
+    _rewrite_config(path, channels=[8, 16], temporal=False)  # temporal tensors present but not in the config
+    with pytest.raises(CheckpointError, match=r"unexpected.*tconv"):
+        load(path)
+
+
+def test_unknown_config_key_and_class(tmp_path):
+    path = tmp_path / "vae.safetensors"
+    save(FrameVAE(VAEConfig(channels=(8, 16))), path)
+    _rewrite_config(path, widths=[1])
+    with pytest.raises(CheckpointError, match=r"unknown key\(s\) \['widths'\]"):
+        load(path)
+    other = tmp_path / "vae2.safetensors"
+    save(FrameVAE(VAEConfig(channels=(8, 16))), other)
+    with pytest.raises(CheckpointError, match="holds a FrameVAE, expected a VideoUNet"):
+        load(other, expect=VideoUNet)
+    with safe_open(str(other), framework="pt") as f:
+        meta = json.loads(f.metadata()[METADATA_KEY])
+    meta["class"] = "Pickled"
+    save_file(load_file(str(other)), str(other), metadata={METADATA_KEY: json.dumps(meta)})
+    with pytest.raises(CheckpointError, match="unknown model class 'Pickled'"):
+        load(other)
+
+
+def test_malformed_and_missing_files(tmp_path):
+    with pytest.raises(CheckpointError, match="file not found"):
+        load(tmp_path / "nope.safetensors")
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00garbage")
+    with pytest.raises(CheckpointError, match="not a readable safetensors"):
+        load(bad)
+    plain = tmp_path / "plain.safetensors"
+    save_file({"w": torch.zeros(2)}, str(plain))
+    with pytest.raises(CheckpointError, match="no 'stepvip' metadata"):
+        load(plain)
+
+
+def test_save_rejects_unknown_module(tmp_path):
+    with pytest.raises(CheckpointError, match="unsupported module type Linear"):
+        save(torch.nn.Linear(2, 2), tmp_path / "x.safetensors")

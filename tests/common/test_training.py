@@ -1,0 +1,190 @@
+"""Training pipeline: overfitting a tiny dataset, bit-identical resume after a crash, CLI end to end."""
+
+import argparse
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from safetensors.torch import load_file
+
+from common import checkpoints
+from common.nets import UNetConfig, VAEConfig, VideoUNet
+from common.nets.temporal import TemporalBlend
+from common.training.cli import register_sample_prior, register_train
+from common.training.config import DataConfig, PriorConfig, StageConfig
+from common.training.loop import train_stage
+
+TINY_UNET = UNetConfig(in_channels=1, image_size=8, channels=(8, 16), attn_levels=(1,), temporal_attn_levels=(1,),
+                       num_heads=2)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+class Frames(torch.utils.data.Dataset):
+    """A plain in-memory frame dataset (``[C, H, W]`` items): the project-wide dataset convention."""
+
+    def __init__(self, x):
+        self.x = x
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i]
+
+
+def blobs(centres, hw=16):
+    yy, xx = torch.meshgrid(torch.arange(hw, dtype=torch.float32), torch.arange(hw, dtype=torch.float32),
+                            indexing="ij")
+    return torch.stack([torch.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / 8) for cx, cy in centres])[:, None]
+
+
+def moving_blob_videos(n=4, t=4, hw=8, seed=0):
+    g = np.random.default_rng(seed)
+    vids = []
+    for _ in range(n):
+        cx, cy, vx = g.uniform(2, hw - 2), g.uniform(2, hw - 2), g.uniform(-1, 1)
+        vids.append(blobs([(cx + vx * k, cy) for k in range(t)], hw))
+    return torch.stack(vids).numpy()
+
+
+def losses(folder):
+    return [json.loads(line)["loss"] for line in (folder / "log.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_tiny_vae_overfits(tmp_path):
+    cfg = PriorConfig(data=DataConfig(hflip=False, vflip=False), vae=VAEConfig(channels=(8, 16)),
+                      train_vae=StageConfig(steps=150, batch_size=4, lr=3e-3, beta_kl=1e-4, checkpoint_every=1000))
+    train_stage("vae", cfg, tmp_path, frames=Frames(blobs([(5, 8), (10, 8)])), progress=False)
+    loss = losses(tmp_path)
+    assert np.mean(loss[:10]) / np.mean(loss[-10:]) >= 10
+
+
+@pytest.mark.slow
+def test_tiny_unet_overfits(tmp_path):
+    cfg = PriorConfig(data=DataConfig(hflip=False, vflip=False), unet=UNetConfig(
+        in_channels=1, image_size=16, channels=(16, 32), attn_levels=(1,), temporal_attn_levels=(1,), num_heads=2),
+        train_image=StageConfig(steps=200, batch_size=4, lr=3e-3, p_mean=-1.0, p_std=1.0, checkpoint_every=1000))
+    train_stage("image", cfg, tmp_path, frames=Frames(blobs([(5, 8)])), progress=False)
+    loss = losses(tmp_path)
+    assert np.mean(loss[:10]) / np.mean(loss[-10:]) >= 10
+
+
+class Crash(RuntimeError):
+    pass
+
+
+def _crash_at(step):
+    def cb(done, loss):
+        if done == step:
+            raise Crash(f"simulated kill at step {done}")
+    return cb
+
+
+@pytest.mark.parametrize("stage", ["vae", "video"])
+def test_killed_run_resumes_bit_identically(tmp_path, stage):
+    videos = moving_blob_videos(n=4, t=4, hw=8)
+    vids = Frames(torch.from_numpy(videos))
+    sc = StageConfig(steps=6, batch_size=2, lr=2e-3, checkpoint_every=2, ema_decay=0.9, seed=3, p_joint=0.5)
+    cfg = PriorConfig(data=DataConfig(zoom=0.2), vae=VAEConfig(channels=(8, 16)) if stage == "vae" else None,
+                      unet=TINY_UNET, train_vae=sc, train_video=sc)
+    init = tmp_path / "image.safetensors"
+    image = VideoUNet(UNetConfig(**{**TINY_UNET.__dict__, "temporal": False}))
+    checkpoints.save(image, init)
+    kw = dict(videos=vids, init_path=init, progress=False)
+    train_stage(stage, cfg, tmp_path / "full", **kw)
+    with pytest.raises(Crash):
+        train_stage(stage, cfg, tmp_path / "killed", callback=_crash_at(5), **kw)
+    assert not (tmp_path / "killed" / "ema.safetensors").exists()
+    with pytest.raises(FileExistsError, match="--resume"):
+        train_stage(stage, cfg, tmp_path / "killed", **kw)
+    train_stage(stage, cfg, tmp_path / "killed", resume=True, **kw)
+    for name in ("ema.safetensors", "model.safetensors"):
+        a, b = load_file(tmp_path / "full" / name), load_file(tmp_path / "killed" / name)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    assert losses(tmp_path / "full") == losses(tmp_path / "killed")
+    assert len(losses(tmp_path / "killed")) == 6
+    other = dataclasses.replace(cfg, **{f"train_{stage}": dataclasses.replace(sc, lr=1e-3)})
+    with pytest.raises(ValueError, match="different config"):
+        train_stage(stage, other, tmp_path / "killed", resume=True, **kw)
+    a0 = load_file(init)
+    moved = load_file(tmp_path / "full" / "model.safetensors")
+    if stage == "video":  # the run did train: spatial weights moved and some alpha left 0
+        assert any(not torch.equal(moved[f"{k}"], a0[k]) for k in a0)
+        assert any(moved[k].abs().item() > 0 for k in moved if k.endswith(".alpha"))
+
+
+def _cli(argv):
+    parser = argparse.ArgumentParser(prog="stepvip")
+    sub = parser.add_subparsers()
+    register_train(sub)
+    register_sample_prior(sub)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_cli_end_to_end_latent_prior(tmp_path, capsys):
+    videos = moving_blob_videos(n=4, t=4, hw=16)
+    np.save(tmp_path / "videos.npy", videos.astype(np.float32))
+    cfg = tmp_path / "prior.yaml"
+    cfg.write_text(f"""
+data: {{videos: {tmp_path / 'videos.npy'}, zoom: 0.1, clip_frames: 3}}
+vae: {{in_channels: 1, latent_channels: 1, channels: [8, 16], num_res_blocks: 1}}
+unet: {{in_channels: 1, image_size: 8, channels: [8, 16], attn_levels: [1], temporal_attn_levels: [1], num_heads: 2}}
+train_vae: {{steps: 3, batch_size: 4, checkpoint_every: 2, latent: sample}}
+train_image: {{steps: 3, batch_size: 4, checkpoint_every: 2, latent: sample}}
+train_video: {{steps: 3, batch_size: 2, checkpoint_every: 2, p_joint: 0.5}}
+""")
+    run = tmp_path / "run"
+    for stage in ("vae", "image", "video"):
+        assert _cli(["train", stage, "--config", str(cfg), "--out", str(run), "--no-progress"]) == 0
+        printed = capsys.readouterr().out
+        assert f"# stepvip train {stage}: resolved config" in printed and "clip_frames: 3" in printed
+        for f in ("state.safetensors", "ema.safetensors", "model.safetensors", "log.jsonl", "loss.png",
+                  "config.yaml"):
+            assert (run / stage / f).is_file(), (stage, f)
+    video = checkpoints.load(run / "video" / "ema.safetensors")
+    assert video.config.temporal and any(isinstance(m, TemporalBlend) for m in video.modules())
+    with pytest.raises(FileNotFoundError, match="no training state"):
+        _cli(["train", "vae", "--config", str(cfg), "--out", str(tmp_path / "other"), "--resume"])
+    out = tmp_path / "samples"
+    assert _cli(["sample-prior", "--checkpoint", str(run / "video" / "ema.safetensors"), "--vae",
+                 str(run / "vae" / "ema.safetensors"), "--num", "3", "--frames", "5", "--steps", "4", "--batch", "2",
+                 "--out", str(out)]) == 0
+    ds = xr.open_dataset(out / "samples.nc", engine="h5netcdf")
+    assert ds["video"].dims == ("sample", "frame", "channel", "y", "x") and ds["video"].shape == (3, 5, 1, 16, 16)
+    assert np.isfinite(ds["video"].values).all() and ds.attrs["steps"] == 4
+    ds.close()
+    from PIL import Image
+
+    with Image.open(out / "samples.gif") as im:
+        assert im.n_frames == 5 and im.size == (3 * 16, 16)
+
+
+def test_train_video_needs_image_checkpoint(tmp_path):
+    cfg = PriorConfig(unet=TINY_UNET)
+    vids = Frames(torch.from_numpy(moving_blob_videos()))
+    with pytest.raises(FileNotFoundError, match="image-UNet checkpoint"):
+        train_stage("video", cfg, tmp_path, videos=vids, init_path=tmp_path / "missing.safetensors", progress=False)
+    with pytest.raises(ValueError, match="'vae: null'"):
+        train_stage("vae", cfg, tmp_path, videos=vids, progress=False)
+
+
+def test_non_finite_loss_stops_the_run_loudly(tmp_path):
+    x = blobs([(5, 8)], hw=8)
+    x[0, 0, 2, 2] = float("nan")
+    cfg = PriorConfig(data=DataConfig(hflip=False, vflip=False), unet=TINY_UNET,
+                      train_image=StageConfig(steps=3, batch_size=2, checkpoint_every=10))
+    with pytest.raises(FloatingPointError, match="non-finite loss .* at step 1"):
+        train_stage("image", cfg, tmp_path, frames=Frames(x), progress=False)
+    assert not (tmp_path / "state.safetensors").exists()
