@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from common.io import atomic_path
 
 
 class CliError(ValueError):
@@ -92,15 +92,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _atomic_save(path: Path, writer) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        writer(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; give the file ordinary permissions
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(path, suffix=".tmp") as tmp:
+        writer(str(tmp))
 
 
 def cmd_make_movies(args: argparse.Namespace) -> int:

@@ -9,8 +9,6 @@ Writes are atomic (temporary file in the same folder, then ``os.replace``).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +16,7 @@ from astropy.io import fits
 
 from blackhole.array import MJD_2017_APR_07, RF_HZ, SGRA_DEC_DEG, SGRA_RA_HOURS
 from blackhole.ehtim_compat import import_ehtim
+from common.io import atomic_path
 
 
 def frame_header(shape: tuple[int, int], psize: float, time_hr: float, ra_hours: float = SGRA_RA_HOURS,
@@ -49,15 +48,8 @@ def write_fits_frame(frame: np.ndarray, path: str | Path, psize: float, time_hr:
         raise ValueError(f"write_fits_frame {path}: expected a finite [H, W] frame, got shape {frame.shape}")
     path = Path(path)
     hdu = fits.PrimaryHDU(frame[::-1, :], header=frame_header(frame.shape, psize, time_hr, **meta))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".tmp") as tmp:
         hdu.writeto(tmp, overwrite=True)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; give the file ordinary permissions
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +18,7 @@ import numpy as np
 
 from blackhole.ehtim_compat import import_ehtim
 from blackhole.measurements import ClosureData, closure_data, vis_table_from_obs
+from common.io import atomic_path
 
 
 class UvfitsError(ValueError):
@@ -58,17 +57,10 @@ def write_uvfits(obs, path: str | Path) -> Path:
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise UvfitsError(f"uvfits file {path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".uvfits.tmp", dir=folder)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".uvfits.tmp") as tmp:
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            obs.save_uvfits(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; give the file ordinary permissions
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+            obs.save_uvfits(str(tmp))
     return path
 
 

@@ -26,6 +26,7 @@ from cardiac_mri.coils import rss
 from cardiac_mri.data import CineFile, find_cine_files, parse_cine_path, read_kspace
 from cardiac_mri.matio import MatFileError, check_mat73, read_array, write_mat73
 from cardiac_mri.sense import ifft2c
+from common.io import atomic_path
 from common.metrics import nmse, psnr, ssim
 
 RANKING_KEY = "img4ranking"
@@ -103,10 +104,8 @@ def write_submission(path: str | os.PathLike, img4ranking: np.ndarray, fmt: str 
     if fmt != "v5":
         raise ValueError(f"write_submission: fmt must be 'v7.3' or 'v5', got {fmt!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
+    with atomic_path(path, suffix=".tmp") as tmp, open(tmp, "wb") as fh:
         scipy.io.savemat(fh, {RANKING_KEY: arr.transpose(3, 2, 1, 0)})
-    os.replace(tmp, path)
     return path
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from cardiac_mri.coils import espirit_maps, sense_combine
 from cardiac_mri.data import KSPACE_KEYS, find_cine_files, read_kspace
 from cardiac_mri.matio import check_mat73
 from cardiac_mri.sense import complex_to_channels, fft2c, ifft2c
+from common.io import atomic_path, atomic_write_text
 
 DEFAULT_SIZE = 192
 SCALE_QUANTILE = 0.99
@@ -199,10 +199,8 @@ def write_training_array(out_dir: str | os.PathLike, videos: Dataset, metadata: 
     if first.ndim != 4 or first.shape[1] != 2:
         raise ValueError(f"write_training_array: items must be [T, 2, H, W], got {tuple(first.shape)}")
     target = out_dir / "videos.npy"
-    fd, tmp = tempfile.mkstemp(prefix=".videos.", suffix=".npy", dir=out_dir)
-    os.close(fd)
     infos = []
-    try:
+    with atomic_path(target) as tmp:
         arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, *first.shape))
         for i in range(n):
             item = first if i == 0 else videos[i]
@@ -215,18 +213,11 @@ def write_training_array(out_dir: str | os.PathLike, videos: Dataset, metadata: 
                 infos.append(videos.info(i))
         arr.flush()
         del arr
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     meta = {"shape": [n, *first.shape], "layout": "[N, T, 2 (real, imag), H, W]", "scale_quantile": SCALE_QUANTILE}
     meta.update(metadata or {})
     if infos:
         meta["videos"] = infos
-    tmp_json = out_dir / ".videos.json.tmp"
-    tmp_json.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp_json, out_dir / "videos.json")
+    atomic_write_text(out_dir / "videos.json", json.dumps(meta, indent=1))
     return target
 
 

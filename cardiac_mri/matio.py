@@ -10,13 +10,14 @@ is then renamed over the target (``os.replace``), so an existing file is never h
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
 import h5py
 import numpy as np
+
+from common.io import atomic_path
 
 _MATLAB_CLASS = {
     np.dtype(np.float64): "double",
@@ -111,9 +112,7 @@ def write_mat73(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> Pa
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".tmp") as tmp:
         with h5py.File(tmp, "w", userblock_size=512) as f:
             for name, value in arrays.items():
                 value = np.asarray(value)
@@ -128,9 +127,4 @@ def write_mat73(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> Pa
         block = header.ljust(116, b" ") + b"\x00" * 8 + b"\x00\x02" + b"IM"
         with open(tmp, "r+b") as fh:
             fh.write(block.ljust(512, b"\x00"))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     return path

@@ -32,6 +32,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from common import checkpoints
+from common.io import atomic_path, atomic_write_text
 from common.nets.unet import VideoUNet
 from common.nets.vae import FrameVAE, sample_latent
 from common.training.config import STAGES, PriorConfig, StageConfig, dump_prior_config
@@ -174,10 +175,9 @@ def plot_losses(log_path: Path, png_path: Path) -> None:
     ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], lw=0.8)
     ax.set(xlabel="step", ylabel="loss", yscale="log", title=png_path.parent.name)
     ax.grid(alpha=0.3)
-    tmp = png_path.with_name(f".{png_path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    with atomic_path(png_path) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    os.replace(tmp, png_path)
 
 
 def _truncate_log(log_path: Path, step: int) -> None:
@@ -185,9 +185,7 @@ def _truncate_log(log_path: Path, step: int) -> None:
     if not log_path.exists():
         return
     keep = [ln for ln in log_path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
-    tmp = log_path.with_name(f".{log_path.name}.tmp")
-    tmp.write_text("".join(ln + "\n" for ln in keep))
-    os.replace(tmp, log_path)
+    atomic_write_text(log_path, "".join(ln + "\n" for ln in keep))
 
 
 def train_stage(stage: str, cfg: PriorConfig, out_dir: str | Path, *, resume: bool = False,

@@ -8,13 +8,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from common._version import __version__
+from common.io import atomic_path
 from common.schedules import poly_sigmas
 
 
@@ -66,9 +66,8 @@ def write_samples(videos: np.ndarray, out_dir: str | Path, attrs: dict[str, str 
     for d in ("y", "x"):
         ds[d].attrs["units"] = "pixel"
     nc = out / "samples.nc"
-    tmp = out / ".samples.nc.tmp"
-    ds.to_netcdf(tmp, engine="h5netcdf")
-    os.replace(tmp, nc)
+    with atomic_path(nc) as tmp:
+        ds.to_netcdf(tmp, engine="h5netcdf")
     gif = out / "samples.gif"
     _write_gif(videos, gif)
     return nc, gif
@@ -83,6 +82,5 @@ def _write_gif(videos: np.ndarray, path: Path, duration_ms: int = 100) -> None:
     n, t, h, w = scaled.shape
     tiles = (255 * scaled).round().astype(np.uint8).transpose(1, 2, 0, 3).reshape(t, h, n * w)
     frames = [Image.fromarray(f) for f in tiles]
-    tmp = path.with_name(f".{path.name}.tmp.gif")
-    frames[0].save(tmp, save_all=True, append_images=frames[1:], duration=duration_ms, loop=0)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        frames[0].save(tmp, save_all=True, append_images=frames[1:], duration=duration_ms, loop=0)
