@@ -17,12 +17,7 @@ TINY = UNetConfig(in_channels=2, image_size=8, channels=(8, 16), attn_levels=(1,
                   num_heads=2)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def randomise(model: torch.nn.Module, seed: int, temporal: bool = True, spatial: bool = True) -> None:

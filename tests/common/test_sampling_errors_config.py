@@ -10,14 +10,7 @@ import torch
 from common.sampling import DAPSConfig, SamplingError, SamplingEvent, TraceRecorder, daps_sample, load_daps_preset
 from common.schedules import annealing_sigmas
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """These tensors are tiny: intra-op threads only add synchronisation cost (badly so on a loaded machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,14 +9,7 @@ from common.sampling import DAPSConfig, PerSampleNoise, daps_sample, make_genera
 from common.sampling import noise as noise_mod
 from common.schedules import annealing_sigmas
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """These tensors are tiny: intra-op threads only add synchronisation cost (badly so on a loaded machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 SHAPE = (3, 1, 4, 4)  # [T, C, H, W]

@@ -16,14 +16,7 @@ import torch
 
 from common.sampling import DAPSConfig, daps_sample
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """These tensors are tiny: intra-op threads only add synchronisation cost (badly so on a loaded machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 SHAPE = (2, 1, 3, 3)  # [T, C, H, W]: 18 dimensions

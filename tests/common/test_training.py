@@ -21,12 +21,7 @@ TINY_UNET = UNetConfig(in_channels=1, image_size=8, channels=(8, 16), attn_level
                        num_heads=2)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class Frames(torch.utils.data.Dataset):
