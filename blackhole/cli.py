@@ -1,4 +1,4 @@
-"""``stepvip blackhole`` commands: ``simulate``, ``make-movies``, ``chisq``, ``rml``.
+"""``stepvip blackhole`` commands: ``simulate``, ``make-movies``, ``chisq``, ``rml``, ``reconstruct``.
 
 * ``simulate --movie M.npy --out OBS.uvfits [--seed S --fov-uas 128]``: observe a movie [T, H, W] (Jy/pixel, ehtim
   orientation, one frame per timestamp of the paper's Sgr A* track) with thermal noise, gains and phases.
@@ -7,6 +7,7 @@
 * ``chisq --movie M.npy --obs OBS.uvfits --fov-uas F [--align-flux]``: ehtim-convention closure chi-squares of a
   movie against an observation; prints one JSON object.
 * ``rml --obs OBS.uvfits --out M.npy [--npix 32 --fov-uas 128 --frames 0,1]``: per-frame RML baseline (ehtim).
+* ``reconstruct --obs OBS.uvfits --out DIR [--prior DIR]``: STeP posterior samples (``blackhole.reconstruct``).
 """
 
 from __future__ import annotations
@@ -209,6 +210,10 @@ def register(subparsers) -> None:
     r.add_argument("--maxit", type=int, default=100, help="L-BFGS iterations per round")
     r.add_argument("--frames", default=None, help="comma-separated frame indices (default: all)")
     r.set_defaults(func=_run(cmd_rml))
+
+    from blackhole.reconstruct import add_reconstruct_parser
+
+    add_reconstruct_parser(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,7 @@
 """``stepvip mri ...``: reconstruct CMRxRecon files with classical baselines, evaluate, make synthetic data.
 
-Actions: ``reconstruct`` (zf | sense | tv | lps), ``evaluate`` (official CMRxRecon metrics), ``make-synthetic``
+Actions: ``reconstruct`` (zf | sense | tv | lps | step = STeP posterior sampling,
+:mod:`cardiac_mri.step`), ``evaluate`` (official CMRxRecon metrics), ``make-synthetic``
 (a synthetic dataset in the CMRxRecon layout) and ``export-training`` (``DIR/videos.npy`` for the prior).
 Names map to functions here, at the edge; the library has no string dispatch.
 """
@@ -22,8 +23,9 @@ from cardiac_mri.data import CineFile, find_kspace_key, parse_cine_path, read_ks
 from cardiac_mri.masks import acs_rows, cmrxrecon_mask, effective_acceleration, sampled_lines
 from cardiac_mri.matio import write_mat73
 from cardiac_mri.sense import SenseOperator
+from common.demo import DemoError, add_sampling_arguments
 
-METHODS = ("zf", "sense", "tv", "lps")
+METHODS = ("zf", "sense", "tv", "lps", "step")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,6 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--lam-s", type=float, default=0.02, help="lps: relative temporal-Fourier sparsity weight")
     r.add_argument("--save-full", action="store_true", help="also write cine_<view>_recon.mat (all frames, slices)")
     r.add_argument("--format", choices=("v7.3", "v5"), default="v7.3", help="submission MAT-file format")
+    add_sampling_arguments(r)  # --prior/--vae/--image/--video, --quality/--quick, --samples, --seed (method step)
     r.set_defaults(func=_reconstruct)
 
     e = sub.add_parser("evaluate", help="official CMRxRecon metrics of a submission folder", formatter_class=fmt)
@@ -130,6 +133,17 @@ def _reconstruct(args: argparse.Namespace) -> int:
         print(f"stepvip mri reconstruct: only {n_acs} of the central {args.calib} lines are sampled; "
               "lower --calib to the ACS size", file=sys.stderr)
         return 2
+    name = args.input.name if case is None else case.path.name
+    out_dir = args.out if case is None else args.out / Path(case.coil_type, "Cine", case.split,
+                                                          f"AccFactor{acc:02d}", case.patient)
+    if args.method == "step":
+        from cardiac_mri.step import reconstruct_file
+
+        try:
+            return reconstruct_file(args, kspace, mask_t, out_dir, name)
+        except DemoError as exc:
+            print(f"stepvip mri reconstruct: error: {exc}", file=sys.stderr)
+            return 2
     start = time.perf_counter()
     slices = []
     for s in range(kspace.shape[1]):
@@ -137,9 +151,6 @@ def _reconstruct(args: argparse.Namespace) -> int:
         slices.append(_run_method(args, y, mask_t)[0])
     recon = torch.stack(slices, dim=1)  # [T, S, H, W]
     elapsed = time.perf_counter() - start
-    name = args.input.name if case is None else case.path.name
-    out_dir = args.out if case is None else args.out / Path(case.coil_type, "Cine", case.split,
-                                                          f"AccFactor{acc:02d}", case.patient)
     out = write_submission(out_dir / name, ranking_subset(recon), fmt=args.format)
     if args.save_full:
         full_path = out_dir / name.replace(".mat", "_recon.mat")

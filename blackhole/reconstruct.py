@@ -1,0 +1,180 @@
+"""STeP reconstruction of a black hole movie from closure data: ``stepvip blackhole reconstruct``.
+
+Units convention (network units vs Jy/pixel). The priors work on frames divided by the movie's maximum
+(``blackhole.movies`` "max" convention, values ~[0, 1]). The sampler's likelihood is the closure part of paper
+Eq. 16, ``log p(y|x) = -(N_cp chi2_cp + N_lca chi2_lca) / tau^2`` (tau = 0.021), evaluated directly on
+network-unit movies: closure phases and log closure amplitudes are invariant to a positive scale, so no flux
+calibration enters the sampler and the flux term of Eq. 16 is not used. Physical outputs (Jy/pixel) are the
+network-unit samples with negative pixels set to 0, then every frame scaled to the measured ALMA-APEX flux
+(``blackhole.likelihood.align_flux``; a frame without that baseline keeps network units). Reported chi~2_cp and
+chi~2_logca (paper Eq. 4) are of these flux-aligned movies. Metrics against a truth compare each movie divided by
+its own maximum.
+
+Coordinates: frames at their UTC hours; ``y`` = relative declination and ``x`` = relative right ascension of the
+pixel centres in micro-arcseconds, row 0 north and column 0 east (ehtim orientation), so both decrease with the
+index.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from blackhole.fits_io import write_fits_movie
+from blackhole.likelihood import REFERENCE_TAU, ClosureLikelihood, align_flux, evaluate_chisq
+from blackhole.measurements import ClosureData
+from blackhole.synthetic import RADPERUAS
+from common.demo import (
+    DemoError,
+    ReconTask,
+    add_arguments,
+    format_table,
+    load_priors,
+    parse_methods,
+    resolve_prior_paths,
+    run_cli,
+    run_task,
+    sampler_config,
+    write_outputs,
+)
+from common.posterior import MethodPosterior, variable_name
+from common.sampling import DAPSConfig
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+DEFAULT_FOV_UAS = 128.0
+
+
+def _paper_config() -> DAPSConfig:
+    path = CONFIGS / "daps_blackhole.yaml"
+    if not path.is_file():
+        raise DemoError(f"--quality paper needs the Table 3 preset {path} (shipped in the source tree's configs/)")
+    return DAPSConfig.from_yaml(path)
+
+
+def sampler_presets(setting: str) -> dict[str, DAPSConfig]:
+    """DAPS settings: ``paper`` = Table 3 (25 x (20 ODE + 60 MCMC), read from ``configs/daps_blackhole.yaml`` only
+    when asked for); ``default`` = 10 x (5 + 20), sized for <= 5 minutes for three methods on a 2-core CPU;
+    ``quick`` = 2 x (2 + 2) for tests. All share the Table 3 step size, decay, Langevin kernel and gradient clamp
+    (1/tau^2)."""
+    base = DAPSConfig(annealing_steps=25, ode_steps=20, mcmc_steps=60, lr=1.2e-5, lr_min_ratio=0.015, momentum=0.0,
+                      prior_term="exact", prior_sigma=0.01, grad_clamp=1.0 / REFERENCE_TAU**2)
+    presets = {"default": dataclasses.replace(base, annealing_steps=10, ode_steps=5, mcmc_steps=20),
+               "quick": dataclasses.replace(base, annealing_steps=2, ode_steps=2, mcmc_steps=2)}
+    if setting == "paper":
+        presets["paper"] = _paper_config()
+    return presets
+
+
+DEFAULT_SAMPLES = {"quick": 2, "default": 4, "paper": 5}
+
+
+def pixel_offsets_uas(n: int, fov_uas: float) -> np.ndarray:
+    """Pixel-centre offsets (micro-arcseconds) of an ehtim axis: index 0 at +(n-1)/2 pixels (north / east)."""
+    return ((n - 1) / 2.0 - np.arange(n)) * (fov_uas / n)
+
+
+def blackhole_task(data: ClosureData, npix: int, fov_uas: float = DEFAULT_FOV_UAS, truth: np.ndarray | None = None,
+                   tau: float = REFERENCE_TAU, attrs: dict | None = None) -> ReconTask:
+    """The driver's view of a closure-data problem on ``npix`` x ``npix`` frames (module docstring: units)."""
+    psize = fov_uas * RADPERUAS / npix
+    lik = ClosureLikelihood(data, npix, npix, psize, tau=tau, flux_beta=0.0)
+    times = np.asarray(data.table.frame_times, dtype=np.float64)
+    if truth is not None and np.asarray(truth).shape != (len(times), npix, npix):
+        raise DemoError(f"truth movie has shape {np.asarray(truth).shape}, expected {(len(times), npix, npix)}")
+
+    def loglik(x: torch.Tensor) -> torch.Tensor:
+        return lik.to(x.device)(x.to(torch.float64)).to(x.dtype)
+
+    def physical_t(x: torch.Tensor) -> torch.Tensor:
+        try:
+            return align_flux(x.detach().to(torch.float64).clamp(min=0.0), lik.flux)
+        except ValueError as exc:
+            raise DemoError(f"black hole reconstruction: a sample has an all-dark frame ({exc})") from exc
+
+    def to_physical(x: torch.Tensor) -> np.ndarray:
+        return physical_t(x)[:, :, 0].cpu().numpy()
+
+    def data_fit(x: torch.Tensor) -> dict[str, np.ndarray]:
+        res = evaluate_chisq(lik, physical_t(x))
+        return {"chi2_cp": res["cphase_tilde"], "chi2_logca": res["logcamp_tilde"]}
+
+    def metric_images(v: np.ndarray) -> np.ndarray:
+        v = np.asarray(v, dtype=np.float64)
+        peak = v.max(axis=(-3, -2, -1), keepdims=True)
+        return np.clip(v / np.where(peak > 0, peak, 1.0), 0.0, 1.0)
+
+    def export(out: Path, posts: list[MethodPosterior]) -> list[Path]:
+        paths = []
+        for p in posts:
+            paths += write_fits_movie(p.mean_sample(), out / "fits" / variable_name(p.method), psize, times,
+                                      prefix="mean")
+        return paths
+
+    offs = pixel_offsets_uas(npix, fov_uas)
+    coords = {"frame": (times, {"units": "hours", "long_name": "UTC time of the frame"}),
+              "y": (offs, {"units": "uas", "long_name": "relative declination (row 0 north)"}),
+              "x": (offs, {"units": "uas", "long_name": "relative right ascension (column 0 east)"})}
+    meta = {"tau": tau, "fov_uas": fov_uas, "psize_rad": psize, "likelihood": "closure phases + log closure "
+            "amplitudes (Eq. 16 without the flux term) on network units; outputs flux-aligned Jy/pixel",
+            "n_cphase": int(len(data.cphase)), "n_logcamp": int(len(data.logcamp)), **(attrs or {})}
+    return ReconTask(name="blackhole", frames=len(times), image_shape=(1, npix, npix), log_likelihood=loglik,
+                     to_physical=to_physical, data_fit=data_fit, metric_images=metric_images, units="Jy/pixel",
+                     coords=coords, truth=None if truth is None else np.asarray(truth, dtype=np.float64),
+                     export=export, attrs=meta)
+
+
+def default_prior_paths() -> dict:
+    """Shipped black-hole prior (``blackhole.priors``); ImportError/FileNotFoundError when it is absent."""
+    from importlib import import_module
+
+    return import_module("blackhole.priors").default_prior_paths()
+
+
+def run_reconstruction(args: argparse.Namespace, task: ReconTask, extra_attrs: dict) -> int:
+    """Shared tail of ``demo`` and ``reconstruct``: priors, sampling, outputs, table."""
+    paths = resolve_prior_paths(args.prior, {"vae": args.vae, "image": args.image, "video": args.video},
+                                default_prior_paths)
+    priors = load_priors(paths)
+    methods = parse_methods(args.methods)
+    key = "quick" if args.quick else args.quality
+    cfg = sampler_config(args, sampler_presets(key))
+    n = args.samples if args.samples is not None else DEFAULT_SAMPLES[key]
+    if n < 1:
+        raise DemoError(f"--samples must be >= 1, got {n}")
+    posts, metrics = run_task(task, priors, methods, cfg, n, args.seed, args.modes)
+    attrs = {**extra_attrs, "daps_config": cfg.to_dict(), "setting": key, "seed": args.seed, "samples": n,
+             "seeds": f"sample k of every method: DAPS seed {args.seed} + k", "priors": priors.paths}
+    write_outputs(Path(args.out), task, posts, metrics, attrs)
+    print(format_table(metrics))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    from blackhole.uvfits import UvfitsError, load_closure_data
+
+    try:
+        data, report = load_closure_data(args.obs, frame_duration_s=args.frame_duration)
+    except UvfitsError as exc:
+        raise DemoError(str(exc)) from exc
+    task = blackhole_task(data, args.npix, args.fov_uas, attrs={"observation": str(args.obs),
+                                                                "frames_without_closures":
+                                                                    list(report.frames_without_closures)})
+    return run_reconstruction(args, task, {"command": "stepvip blackhole reconstruct"})
+
+
+def add_reconstruct_parser(sub) -> None:
+    """``stepvip blackhole reconstruct --obs FILE.uvfits --out DIR [--prior DIR ...]``."""
+    r = sub.add_parser("reconstruct", help="STeP posterior samples of a movie from a uvfits observation",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    r.add_argument("--obs", required=True, type=Path, help="uvfits observation (one frame per timestamp)")
+    r.add_argument("--npix", type=int, default=64, help="pixels per side (the prior's frame size)")
+    r.add_argument("--fov-uas", type=float, default=DEFAULT_FOV_UAS, help="field of view (micro-arcseconds)")
+    r.add_argument("--frame-duration", type=float, default=None,
+                   help="split the observation into frames of this many seconds (None: one frame per timestamp)")
+    add_arguments(r, methods_default=("STeP",))
+    r.set_defaults(func=run_cli(cmd_reconstruct, "stepvip blackhole reconstruct"))

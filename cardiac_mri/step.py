@@ -1,0 +1,206 @@
+"""STeP reconstruction of cardiac cine: the driver's task and ``stepvip mri reconstruct --method step``.
+
+Units convention. The prior works on network units: the complex image divided by the 99th percentile of its
+magnitude over the video (:func:`cardiac_mri.images.video_scale`), as two channels (real, imag). The likelihood
+(:class:`cardiac_mri.likelihood.GaussianLikelihood`, ``-||A(scale x) - y||^2 / tau^2``, tau = 0.10) multiplies by
+``scale`` (image units per network unit) before the SENSE operator, so ``y`` stays in the k-space units of the data.
+With a truth (demo) ``scale`` is the truth's; for user data it is that of a CG-SENSE reconstruction of ``y`` (10
+iterations), the best estimate available before sampling. Outputs are in image units (complex); the per-sample
+``misfit`` is ``||A x - y||_2`` in k-space units (paper Sec. 4.1).
+
+Model grid (:mod:`cardiac_mri.problem`): coil images cropped to a square (along the readout, which is fully
+sampled) and Fourier-resized to the prior's frame size. The mask on the grid is the central rows of the ky mask, so
+only ``ny <= nx`` (phase encoding along the shorter axis, as in CMRxRecon) is supported for undersampled input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cardiac_mri.images import center_crop, to_model_grid, video_scale
+from cardiac_mri.likelihood import GaussianLikelihood
+from cardiac_mri.masks import sampled_lines
+from cardiac_mri.sense import SenseOperator, channels_to_complex, fft2c, ifft2c
+from common.demo import (
+    DemoError,
+    ReconTask,
+    load_priors,
+    parse_methods,
+    resolve_prior_paths,
+    run_task,
+    sampler_config,
+    write_outputs,
+)
+from common.posterior import MethodPosterior, variable_name
+from common.sampling import DAPSConfig
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+REFERENCE_TAU = 0.10
+DEFAULT_SAMPLES = {"quick": 2, "default": 4, "paper": 5}
+
+
+def sampler_presets(setting: str) -> dict[str, DAPSConfig]:
+    """DAPS settings: ``paper`` = Table 3 (20 x (20 ODE + 53 HMC), ``configs/daps_mri.yaml``, read when asked for);
+    ``default`` = 10 x (5 + 20) for <= 5 minutes for three methods on a 2-core CPU; ``quick`` = 1 x (2 + 1)."""
+    base = DAPSConfig(annealing_steps=20, ode_steps=20, mcmc_steps=53, lr=1.2e-3, lr_min_ratio=0.011, momentum=0.83,
+                      prior_term="exact", prior_sigma=0.01, grad_clamp=1.0 / REFERENCE_TAU**2)
+    presets = {"default": dataclasses.replace(base, annealing_steps=10, ode_steps=5, mcmc_steps=20),
+               "quick": dataclasses.replace(base, annealing_steps=1, ode_steps=2, mcmc_steps=1)}
+    if setting == "paper":
+        path = CONFIGS / "daps_mri.yaml"
+        if not path.is_file():
+            raise DemoError(f"--quality paper needs the Table 3 preset {path} (shipped in the source tree's configs/)")
+        presets["paper"] = DAPSConfig.from_yaml(path)
+    return presets
+
+
+def mri_task(lik: GaussianLikelihood, frames: int, size: int, truth: np.ndarray | None = None,
+             export=None, attrs: dict | None = None) -> ReconTask:
+    """The driver's view of a cine problem on the ``size`` x ``size`` grid (module docstring: units)."""
+    scale = lik.scale
+
+    def loglik(x: torch.Tensor) -> torch.Tensor:
+        return lik.to(x.device)(x)
+
+    def to_physical(x: torch.Tensor) -> np.ndarray:
+        return (scale * channels_to_complex(x.detach())).cpu().numpy().astype(np.complex64)
+
+    def data_fit(x: torch.Tensor) -> dict[str, np.ndarray]:
+        with torch.no_grad():
+            return {"misfit": lik.data_misfit(x).double().cpu().numpy()}
+
+    def metric_images(v: np.ndarray) -> np.ndarray:
+        m = np.abs(np.asarray(v)).astype(np.float64)
+        peak = m.max(axis=(-3, -2, -1), keepdims=True)
+        return np.clip(m / np.where(peak > 0, peak, 1.0), 0.0, 1.0)
+
+    coords = {"frame": (np.arange(frames) / frames, {"units": "cardiac cycle fraction",
+                                                     "long_name": "cardiac phase (frame index / frames)"}),
+              "y": (np.arange(size), {"units": "pixel", "long_name": "row (phase encoding) on the model grid"}),
+              "x": (np.arange(size), {"units": "pixel", "long_name": "column (readout) on the model grid"})}
+    meta = {"tau": lik.tau, "scale_image_units_per_network_unit": scale,
+            "likelihood": "Gaussian, -||A(scale x) - y||^2 / tau^2 (multi-coil SENSE, centred orthonormal FFT)",
+            **(attrs or {})}
+    return ReconTask(name="mri", frames=frames, image_shape=(2, size, size), log_likelihood=loglik,
+                     to_physical=to_physical, data_fit=data_fit, metric_images=metric_images,
+                     units="image units (complex, magnitude in the figures)", coords=coords, truth=truth,
+                     export=export, attrs=meta)
+
+
+def submission_export(name: str = "cine_sax.mat"):
+    """Export of the posterior mean magnitude of every method as ``mat/<method>/<name>`` (key ``img4ranking``,
+    single precision, MATLAB v7.3, via :func:`cardiac_mri.evaluation.write_submission`), shape
+    ``(t, slice = 1, y, x)`` on the model grid (all frames, not the official ranking crop)."""
+    from cardiac_mri.evaluation import write_submission
+
+    def export(out: Path, posts: list[MethodPosterior]) -> list[Path]:
+        return [write_submission(out / "mat" / variable_name(p.method) / name, np.abs(p.mean_sample())[:, None])
+                for p in posts]
+
+    return export
+
+
+def grid_problem(kspace: torch.Tensor, mask: torch.Tensor, size: int, calib: int):
+    """Measured k-space of one slice ``(t, coil, ky, kx)`` (zeros where not sampled) and its ``[ky, kx]`` mask ->
+    ``(op, y [T, C, size, size], zero-filled coil images)`` on the model grid."""
+    from cardiac_mri.coils import espirit_maps
+
+    t, c, ny, nx = kspace.shape
+    if ny > nx:
+        raise DemoError(f"STeP reconstruction: k-space has ny = {ny} > nx = {nx}; the model grid crops the longer "
+                        "axis, which must be the fully sampled readout (ny <= nx)")
+    if ny < size:
+        raise DemoError(f"STeP reconstruction: k-space has ny = {ny} phase-encoding lines, fewer than the prior's "
+                        f"{size}x{size} grid")
+    lines = sampled_lines(mask.to(torch.float32)).to(torch.float32)  # [ny]
+    grid_mask = center_crop(lines[:, None].expand(ny, ny), (size, size)).contiguous()
+    coil_images = to_model_grid(ifft2c(kspace.to(torch.complex64)), size)
+    y = grid_mask * fft2c(coil_images)
+    if c == 1:
+        maps = torch.ones(1, size, size, dtype=torch.complex64)
+    else:
+        n_acs = int(grid_mask[size // 2 - calib // 2: size // 2 - calib // 2 + calib, 0].sum())
+        if n_acs < calib:
+            raise DemoError(f"STeP reconstruction: only {n_acs} of the central {calib} lines are sampled; lower "
+                            "--calib to the ACS size")
+        maps = espirit_maps(y, calib_width=calib)
+    return SenseOperator(maps, grid_mask), y.to(torch.complex64)
+
+
+def user_likelihood(op: SenseOperator, y: torch.Tensor, tau: float = REFERENCE_TAU) -> GaussianLikelihood:
+    """Likelihood with ``scale`` from a 10-iteration CG-SENSE reconstruction of ``y`` (no truth needed)."""
+    from cardiac_mri.baselines import sense_cg
+
+    recon = sense_cg(op, y[None], iters=10)[0]
+    try:
+        scale = video_scale(recon)
+    except ValueError as exc:
+        raise DemoError(f"STeP reconstruction: the measured k-space has no signal ({exc})") from exc
+    return GaussianLikelihood(op, y, tau=tau, scale=scale)
+
+
+def default_prior_paths() -> dict:
+    """Shipped cardiac prior (``cardiac_mri.priors``); ImportError/FileNotFoundError when it is absent."""
+    from importlib import import_module
+
+    return import_module("cardiac_mri.priors").default_prior_paths()
+
+
+def prior_image_size(priors) -> int:
+    return priors.image.config.image_size * priors.latent_factor
+
+
+def sample_and_write(args: argparse.Namespace, task: ReconTask, priors, out: Path, attrs: dict) -> dict:
+    """Sample the methods of ``args`` for ``task``, write the outputs to ``out``; returns the metrics."""
+    methods = parse_methods(args.methods) if hasattr(args, "methods") else ("STeP",)
+    key = "quick" if args.quick else args.quality
+    cfg = sampler_config(args, sampler_presets(key))
+    n = args.samples if args.samples is not None else DEFAULT_SAMPLES[key]
+    if n < 1:
+        raise DemoError(f"--samples must be >= 1, got {n}")
+    posts, metrics = run_task(task, priors, methods, cfg, n, args.seed, args.modes)
+    all_attrs = {**attrs, "daps_config": cfg.to_dict(), "setting": key, "seed": args.seed, "samples": n,
+                 "seeds": f"sample k of every method: DAPS seed {args.seed} + k", "priors": priors.paths}
+    write_outputs(out, task, posts, metrics, all_attrs)
+    return metrics
+
+
+def load_mri_priors(args: argparse.Namespace):
+    paths = resolve_prior_paths(args.prior, {"vae": args.vae, "image": args.image, "video": args.video},
+                                default_prior_paths)
+    priors = load_priors(paths)
+    if priors.vae.config.in_channels != 2:
+        raise DemoError(f"prior {paths['vae']}: the VAE takes {priors.vae.config.in_channels} channels, an MRI prior "
+                        "takes 2 (real, imag)")
+    return priors
+
+
+def reconstruct_file(args: argparse.Namespace, kspace: np.ndarray, mask: torch.Tensor, out: Path, name: str) -> int:
+    """``stepvip mri reconstruct --method step``: every slice of ``kspace (t, slice, coil, ky, kx)`` (zeros where
+    not sampled) into ``out/<stem>_slice_XX/`` (driver outputs) and the posterior mean of all slices as
+    ``out/<name>`` (``img4ranking``, ``(t, slice, y, x)`` on the model grid)."""
+    from cardiac_mri.evaluation import write_submission
+
+    priors = load_mri_priors(args)
+    size = prior_image_size(priors)
+    out = Path(out)
+    means = []
+    for s in range(kspace.shape[1]):
+        op, y = grid_problem(torch.from_numpy(kspace[:, s]), mask, size, args.calib)
+        lik = user_likelihood(op, y)
+        task = mri_task(lik, kspace.shape[0], size, attrs={"input": str(args.input), "slice": s})
+        folder = out / f"{Path(name).stem}_slice_{s:02d}"
+        sample_and_write(args, task, priors, folder, {"command": "stepvip mri reconstruct --method step"})
+        import xarray as xr
+
+        with xr.open_dataset(folder / "samples.nc", engine="h5netcdf") as ds:
+            means.append(np.asarray(ds["STeP_mean"]))
+    path = write_submission(out / name, np.stack(means, axis=1))
+    print(f"step: {kspace.shape[1]} slice(s); wrote {out}/{Path(name).stem}_slice_*/ and {path} (img4ranking, "
+          "model grid)")
+    return 0

@@ -1,0 +1,326 @@
+"""Shared driver of the STeP demos and of user-data reconstructions (domain-free).
+
+A domain describes its inverse problem as a :class:`ReconTask` (likelihood on network-unit videos, conversion to
+physical units, per-sample data fit, coordinates, optional truth); this module
+
+1. loads the priors (:func:`resolve_prior_paths`, :func:`load_priors`: VAE, image UNet = IDM, video UNet = STeP);
+2. draws posterior samples with the three methods of paper Sec. 4.1 under the same DAPS settings and seeds
+   (:func:`sample_method`): STeP = video prior; IDM+BCS = image prior with batch-consistent noise (Eq. 17);
+   IDM = image prior;
+3. summarises them (:mod:`common.posterior`), scores them against the truth (:func:`truth_metrics`) and writes
+   ``samples.nc``, ``uq.json``, ``metrics.json``, PNG figures and a GIF per method (:func:`write_outputs`).
+
+The ``stepvip demo`` command group (:func:`register`) finds the domain demos through the entry-point group
+``stepvip.demos`` (``name = "package.module:run"``, ``run(args) -> int``), so ``common`` imports no domain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common import checkpoints
+from common._version import __version__
+from common.figures import difference_grid, frame_grid, mean_std_maps, pick_frames, write_gif
+from common.io import atomic_write_text
+from common.metrics import dpsnr, dssim, psnr, ssim
+from common.nets.unet import VideoUNet
+from common.nets.vae import FrameVAE
+from common.posterior import MethodPosterior, find_modes, posterior_dataset, uq_report, variable_name, write_netcdf
+from common.sampling import DAPSConfig, daps_sample, image_mode
+
+METHODS = ("STeP", "IDM+BCS", "IDM")
+PRIOR_KEYS = ("vae", "image", "video")
+DEMO_GROUP = "stepvip.demos"
+
+
+class DemoError(ValueError):
+    """A user error (missing or bad prior, input or option), reported on one line with exit code 2."""
+
+
+@dataclass
+class Priors:
+    """The three networks of a STeP prior and the files they came from."""
+
+    vae: FrameVAE
+    image: VideoUNet
+    video: VideoUNet
+    paths: dict[str, str]
+
+    @property
+    def latent_factor(self) -> int:
+        return self.vae.config.downsampling
+
+
+def resolve_prior_paths(prior_dir: str | Path | None, overrides: dict[str, str | Path | None],
+                        default: Callable[[], dict]) -> dict[str, Path]:
+    """Checkpoint paths: ``prior_dir/{vae,image,video}.safetensors``, else the shipped ones from ``default()``;
+    single files in ``overrides`` replace either. Every path must exist (``DemoError`` names the missing one);
+    nothing falls back to another prior."""
+    chosen = {k: Path(v) for k, v in overrides.items() if v is not None}
+    if prior_dir is not None:
+        d = Path(prior_dir)
+        if not d.is_dir():
+            names = ", ".join(f"{k}.safetensors" for k in PRIOR_KEYS)
+            raise DemoError(f"--prior {d}: no such folder (expected one holding {names})")
+        base = {k: d / f"{k}.safetensors" for k in PRIOR_KEYS}
+    elif len(chosen) == len(PRIOR_KEYS):
+        base = {}
+    else:
+        try:
+            base = {k: Path(v) for k, v in default().items()}
+        except (ImportError, FileNotFoundError) as exc:
+            raise DemoError(f"the shipped prior is not available ({exc}); pass --prior DIR holding "
+                            "vae.safetensors, image.safetensors, video.safetensors (or --vae/--image/--video)") from exc
+    paths = {**base, **chosen}
+    for k in PRIOR_KEYS:
+        if k not in paths:
+            raise DemoError(f"prior checkpoint {k!r} not given")
+        if not paths[k].is_file():
+            raise DemoError(f"prior {k} checkpoint {paths[k]}: file not found")
+    return paths
+
+
+def load_priors(paths: dict[str, Path], map_location: str | torch.device = "cpu") -> Priors:
+    """Load and cross-check the checkpoints (latent channels, image prior without temporal layers)."""
+    try:
+        vae = checkpoints.load(paths["vae"], map_location, expect=FrameVAE)
+        image = checkpoints.load(paths["image"], map_location, expect=VideoUNet)
+        video = checkpoints.load(paths["video"], map_location, expect=VideoUNet)
+    except checkpoints.CheckpointError as exc:
+        raise DemoError(str(exc)) from exc
+    for key, net in (("image", image), ("video", video)):
+        if net.config.in_channels != vae.config.latent_channels:
+            raise DemoError(f"prior {key} checkpoint {paths[key]}: UNet has {net.config.in_channels} input channels, "
+                            f"the VAE {paths['vae']} has {vae.config.latent_channels} latent channels")
+    if not video.config.temporal:
+        raise DemoError(f"prior video checkpoint {paths['video']}: the UNet has no temporal layers (not a STeP prior)")
+    for net in (vae, image, video):
+        net.requires_grad_(False)
+    return Priors(vae=vae, image=image, video=video, paths={k: str(v) for k, v in paths.items()})
+
+
+@dataclass
+class ReconTask:
+    """A domain's inverse problem in the driver's terms.
+
+    Attributes:
+        name: domain name (``blackhole``, ``mri``).
+        frames, image_shape: video length T and network-unit frame shape ``(C, H, W)``.
+        log_likelihood: ``x [B, T, C, H, W] (network units) -> log p(y | x) [B]`` (temperature included).
+        to_physical: network units -> physical ``[B, T, H, W]`` numpy (complex for MRI).
+        data_fit: network units -> per-sample measures ``{name: [B]}`` (chi2_cp/chi2_logca, or misfit).
+        metric_images: physical ``[..., T, H, W]`` -> real images in ``[0, 1]`` for PSNR/SSIM.
+        units: physical units of ``to_physical`` (for the netCDF attributes).
+        coords: ``frame``, ``y``, ``x`` -> ``(values, attrs with units)``.
+        truth: physical ``[T, H, W]`` or None (user data).
+        export: ``export(out_dir, posts) -> list of written paths`` (FITS / .mat), or None.
+        attrs: extra dataset attributes (case, seeds, observation).
+    """
+
+    name: str
+    frames: int
+    image_shape: tuple[int, int, int]
+    log_likelihood: Callable[[torch.Tensor], torch.Tensor]
+    to_physical: Callable[[torch.Tensor], np.ndarray]
+    data_fit: Callable[[torch.Tensor], dict[str, np.ndarray]]
+    metric_images: Callable[[np.ndarray], np.ndarray]
+    units: str
+    coords: dict[str, tuple[np.ndarray, dict]]
+    truth: np.ndarray | None = None
+    export: Callable[[Path, list[MethodPosterior]], list[Path]] | None = None
+    attrs: dict = field(default_factory=dict)
+
+
+def method_denoiser(method: str, priors: Priors):
+    """``(denoiser, batch_consistent)`` of a method: STeP = video UNet; IDM(+BCS) = image UNet, temporal off."""
+    if method == "STeP":
+        return priors.video, False
+    if method == "IDM+BCS":
+        return image_mode(priors.image), True
+    if method == "IDM":
+        return image_mode(priors.image), False
+    raise DemoError(f"unknown method {method!r}; expected one of {METHODS}")
+
+
+def sample_method(task: ReconTask, priors: Priors, method: str, config: DAPSConfig, n_samples: int,
+                  seed: int) -> torch.Tensor:
+    """``n_samples`` posterior samples of ``task`` with ``method``: network-unit videos ``[S, T, C, H, W]``.
+
+    Sample k uses seed ``seed + k`` whatever the method, so the three methods start from the same noise.
+    """
+    c, h, w = task.image_shape
+    f = priors.latent_factor
+    if h % f or w % f or c != priors.vae.config.in_channels:
+        raise DemoError(f"{task.name}: frames {task.image_shape} do not fit the VAE ({priors.paths['vae']}: "
+                        f"{priors.vae.config.in_channels} channels, {f}x downsampling)")
+    denoiser, bcs = method_denoiser(method, priors)
+    shape = (n_samples, task.frames, priors.vae.config.latent_channels, h // f, w // f)
+    z = daps_sample(denoiser, task.log_likelihood, shape, config, decode=priors.vae.decode, batch_consistent=bcs,
+                    generator=seed)
+    with torch.no_grad():
+        return priors.vae.decode(z)
+
+
+def truth_metrics(pred01: np.ndarray, truth01: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-sample ``psnr, ssim`` (frame averages) and ``dpsnr, dssim`` of ``[S, T, H, W]`` against ``[T, H, W]``,
+    all images in ``[0, 1]`` (Gaussian 11x11 SSIM window, paper Sec. 4.1)."""
+    p = torch.as_tensor(np.asarray(pred01, dtype=np.float64))
+    t = torch.as_tensor(np.asarray(truth01, dtype=np.float64)).expand_as(p)
+    return {"psnr": psnr(p, t).mean(-1).numpy(), "ssim": ssim(p, t).mean(-1).numpy(),
+            "dpsnr": dpsnr(p, t).numpy(), "dssim": dssim(p, t).numpy()}
+
+
+def run_task(task: ReconTask, priors: Priors, methods: tuple[str, ...], config: DAPSConfig, n_samples: int,
+             seed: int, n_modes: int) -> tuple[list[MethodPosterior], dict[str, dict[str, float]]]:
+    """Sample every method, summarise, find modes and (with a truth) score: ``(posteriors, metrics)`` where
+    ``metrics[method]`` averages each measure over the samples."""
+    posts, metrics = [], {}
+    for method in methods:
+        print(f"[{task.name}] {method}: {n_samples} sample(s), {config.annealing_steps} annealing x "
+              f"({config.ode_steps} ODE + {config.mcmc_steps} MCMC) steps", file=sys.stderr, flush=True)
+        x = sample_method(task, priors, method, config, n_samples, seed)
+        post = MethodPosterior(method, task.to_physical(x), task.data_fit(x))
+        find_modes(post, n_modes=n_modes, seed=seed)
+        posts.append(post)
+        row = {}
+        if task.truth is not None:
+            scores = truth_metrics(task.metric_images(post.samples), task.metric_images(task.truth[None])[0])
+            row.update({k: float(v.mean()) for k, v in scores.items()})
+        row.update({k: float(v.mean()) for k, v in post.fit.items()})
+        metrics[method] = row
+    return posts, metrics
+
+
+def format_table(metrics: dict[str, dict[str, float]]) -> str:
+    """Plain-text table: one row per method, one column per metric (mean over samples)."""
+    cols = list(dict.fromkeys(k for row in metrics.values() for k in row))
+    lines = ["method   " + "".join(f"{c:>12}" for c in cols)]
+    for m, row in metrics.items():
+        lines.append(f"{m:<9}" + "".join(f"{row.get(c, float('nan')):>12.4g}" for c in cols))
+    return "\n".join(lines)
+
+
+def versions() -> dict[str, str]:
+    import xarray
+
+    return {"stepvip": __version__, "torch": torch.__version__, "numpy": np.__version__,
+            "xarray": xarray.__version__, "python": platform.python_version()}
+
+
+def write_outputs(out: Path, task: ReconTask, posts: list[MethodPosterior], metrics: dict[str, dict[str, float]],
+                  attrs: dict) -> list[Path]:
+    """Write ``samples.nc``, ``uq.json``, ``metrics.json`` (with a truth), figures, GIFs and the domain export
+    into ``out`` (created); every file is written atomically. Returns the written paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    all_attrs = {**task.attrs, **attrs, "versions": versions(), "units": task.units,
+                 "methods": [p.method for p in posts]}
+    ds = posterior_dataset(posts, task.coords, all_attrs, task.units, truth=task.truth)
+    written = [write_netcdf(ds, out / "samples.nc")]
+    written.append(atomic_write_text(out / "uq.json", json.dumps(uq_report(posts), indent=1)))
+    if task.truth is not None:
+        written.append(atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1)))
+    t = task.frames
+    frames = pick_frames(t)
+    rows = {"truth": np.abs(task.truth)} if task.truth is not None else {}
+    rows.update({f"{p.method} #0": p.magnitude[0] for p in posts})
+    written.append(frame_grid(out / "frames.png", rows, frames, title=f"{task.name}: truth and posterior samples"))
+    if t > 1:
+        written.append(difference_grid(out / "differences.png", rows, pick_frames(t - 1)))
+    for p in posts:
+        v = variable_name(p.method)
+        summ = p.summary()
+        written.append(mean_std_maps(out / f"mean_std_{v}.png", summ["mean"], summ["std"], frames,
+                                     title=f"{p.method}: posterior mean and std", units=f"[{task.units}]"))
+        gif_rows = ([np.abs(task.truth)] if task.truth is not None else []) + [summ["mean"]] + list(p.magnitude[:3])
+        written.append(write_gif(out / f"{v}.gif", gif_rows))
+    if task.export is not None:
+        written.extend(task.export(out, posts))
+    return written
+
+
+def add_arguments(parser: argparse.ArgumentParser, methods_default: tuple[str, ...] = METHODS) -> None:
+    """Options shared by demos and reconstructions: ``--out``, ``--methods`` and :func:`add_sampling_arguments`."""
+    parser.add_argument("--out", required=True, type=Path, help="output folder (created)")
+    parser.add_argument("--methods", default=",".join(methods_default),
+                        help=f"comma-separated subset of {','.join(METHODS)}")
+    add_sampling_arguments(parser)
+
+
+def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
+    """Prior files, sampler setting, samples, seed, modes, progress."""
+    parser.add_argument("--prior", type=Path, default=None,
+                        help="folder with vae.safetensors, image.safetensors, video.safetensors (default: shipped)")
+    parser.add_argument("--vae", type=Path, default=None, help="VAE checkpoint (overrides --prior)")
+    parser.add_argument("--image", type=Path, default=None, help="image-prior checkpoint (IDM; overrides --prior)")
+    parser.add_argument("--video", type=Path, default=None, help="video-prior checkpoint (STeP; overrides --prior)")
+    parser.add_argument("--quality", choices=("default", "paper"), default="default",
+                        help="DAPS settings: CPU default, or the paper's Table 3 preset")
+    parser.add_argument("--quick", action="store_true", help="tiny sampler settings (tests, smoke runs)")
+    parser.add_argument("--samples", type=int, default=None, help="posterior samples per method (default: per setting)")
+    parser.add_argument("--seed", type=int, default=0, help="sample k uses seed + k (same for every method)")
+    parser.add_argument("--modes", type=int, default=3, help="number of k-means modes (at most the samples)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def parse_methods(text: str) -> tuple[str, ...]:
+    methods = tuple(m.strip() for m in text.split(",") if m.strip())
+    bad = [m for m in methods if m not in METHODS]
+    if bad or not methods:
+        raise DemoError(f"--methods {text!r}: expected a comma-separated subset of {','.join(METHODS)}")
+    return methods
+
+
+def sampler_config(args: argparse.Namespace, presets: dict[str, DAPSConfig]) -> DAPSConfig:
+    """The DAPS config of ``--quick`` / ``--quality`` from ``presets`` (keys quick, default, paper), with the
+    progress bar on unless ``--no-progress``."""
+    key = "quick" if args.quick else args.quality
+    import dataclasses
+
+    return dataclasses.replace(presets[key], progress=not args.no_progress)
+
+
+def run_cli(func: Callable[[argparse.Namespace], int], prog: str) -> Callable[[argparse.Namespace], int]:
+    """Wrap a command so that ``DemoError`` / ``FileNotFoundError`` become one line on stderr and exit code 2."""
+
+    def wrapped(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except (DemoError, FileNotFoundError) as exc:
+            print(f"{prog}: error: {exc}", file=sys.stderr)
+            return 2
+
+    return wrapped
+
+
+def add_demo_parser(subparsers, name: str, run: Callable[[argparse.Namespace], int], help_text: str) -> None:
+    """One ``stepvip demo NAME`` parser with the shared options."""
+    p = subparsers.add_parser(name, help=help_text, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_arguments(p)
+    p.add_argument("--case", type=int, default=None, help="held-out synthetic case index (default: the documented one)")
+    p.set_defaults(func=run_cli(run, f"stepvip demo {name}"))
+
+
+def register(subparsers) -> None:
+    """Add ``stepvip demo`` with one sub-command per entry point of the group ``stepvip.demos``."""
+    p = subparsers.add_parser("demo", help="STeP vs IDM+BCS vs IDM on a held-out synthetic case",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="demo", metavar="DOMAIN", required=True)
+    for ep in sorted(entry_points(group=DEMO_GROUP), key=lambda e: e.name):
+        add_demo_parser(sub, ep.name, _lazy(ep), f"the {ep.name} demo ({ep.value})")
+
+
+def _lazy(ep) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        return ep.load()(args)
+
+    return run
