@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from blackhole.reconstruct import DEFAULT_FOV_UAS, blackhole_task, run_reconstruction
+from blackhole.reconstruct import DEFAULT_FOV_UAS, blackhole_task, load_bh_priors, run_reconstruction
 from common.io import atomic_path
 
 MOVIE_SEED = 0
@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from blackhole.measurements import closure_data, vis_table_from_obs
     from blackhole.uvfits import write_uvfits
 
+    priors = load_bh_priors(args)  # fail on a missing or bad prior before simulating anything
     case = HELDOUT_CASE if args.case is None else args.case
     truth, obs, params = held_out_case(case)
     data = closure_data(vis_table_from_obs(obs))
@@ -61,4 +62,4 @@ def run(args: argparse.Namespace) -> int:
         return [*paths, out / "truth.npy"]
 
     task.export = export
-    return run_reconstruction(args, task, {"command": "stepvip demo blackhole"})
+    return run_reconstruction(args, priors, task, {"command": "stepvip demo blackhole"})

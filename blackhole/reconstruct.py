@@ -30,6 +30,7 @@ from blackhole.measurements import ClosureData
 from blackhole.synthetic import RADPERUAS
 from common.demo import (
     DemoError,
+    Priors,
     ReconTask,
     add_arguments,
     format_table,
@@ -57,19 +58,20 @@ def _paper_config() -> DAPSConfig:
 
 def sampler_presets(setting: str) -> dict[str, DAPSConfig]:
     """DAPS settings: ``paper`` = Table 3 (25 x (20 ODE + 60 MCMC), read from ``configs/daps_blackhole.yaml`` only
-    when asked for); ``default`` = 10 x (5 + 20), sized for <= 5 minutes for three methods on a 2-core CPU;
-    ``quick`` = 2 x (2 + 2) for tests. All share the Table 3 step size, decay, Langevin kernel and gradient clamp
+    when asked for); ``default`` = 4 x (3 + 2), sized for <= 5 minutes for three methods on a 2-core CPU (the
+    decoder pass over 64 frames of 64 x 64 pixels dominates each MCMC step);
+    ``quick`` = 1 x (2 + 1) for tests. All share the Table 3 step size, decay, Langevin kernel and gradient clamp
     (1/tau^2)."""
     base = DAPSConfig(annealing_steps=25, ode_steps=20, mcmc_steps=60, lr=1.2e-5, lr_min_ratio=0.015, momentum=0.0,
                       prior_term="exact", prior_sigma=0.01, grad_clamp=1.0 / REFERENCE_TAU**2)
-    presets = {"default": dataclasses.replace(base, annealing_steps=10, ode_steps=5, mcmc_steps=20),
-               "quick": dataclasses.replace(base, annealing_steps=2, ode_steps=2, mcmc_steps=2)}
+    presets = {"default": dataclasses.replace(base, annealing_steps=4, ode_steps=3, mcmc_steps=2),
+               "quick": dataclasses.replace(base, annealing_steps=1, ode_steps=2, mcmc_steps=1)}
     if setting == "paper":
         presets["paper"] = _paper_config()
     return presets
 
 
-DEFAULT_SAMPLES = {"quick": 2, "default": 4, "paper": 5}
+DEFAULT_SAMPLES = {"quick": 2, "default": 2, "paper": 5}
 
 
 def pixel_offsets_uas(n: int, fov_uas: float) -> np.ndarray:
@@ -134,11 +136,19 @@ def default_prior_paths() -> dict:
     return import_module("blackhole.priors").default_prior_paths()
 
 
-def run_reconstruction(args: argparse.Namespace, task: ReconTask, extra_attrs: dict) -> int:
-    """Shared tail of ``demo`` and ``reconstruct``: priors, sampling, outputs, table."""
+def load_bh_priors(args: argparse.Namespace) -> Priors:
+    """The priors named by ``--prior/--vae/--image/--video`` (default: shipped), checked for 1-channel frames."""
     paths = resolve_prior_paths(args.prior, {"vae": args.vae, "image": args.image, "video": args.video},
                                 default_prior_paths)
     priors = load_priors(paths)
+    if priors.vae.config.in_channels != 1:
+        raise DemoError(f"prior {paths['vae']}: the VAE takes {priors.vae.config.in_channels} channels, a black-hole "
+                        "prior takes 1 (Stokes I)")
+    return priors
+
+
+def run_reconstruction(args: argparse.Namespace, priors: Priors, task: ReconTask, extra_attrs: dict) -> int:
+    """Shared tail of ``demo`` and ``reconstruct``: sampling, outputs, table."""
     methods = parse_methods(args.methods)
     key = "quick" if args.quick else args.quality
     cfg = sampler_config(args, sampler_presets(key))
@@ -157,6 +167,7 @@ def run_reconstruction(args: argparse.Namespace, task: ReconTask, extra_attrs: d
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     from blackhole.uvfits import UvfitsError, load_closure_data
 
+    priors = load_bh_priors(args)
     try:
         data, report = load_closure_data(args.obs, frame_duration_s=args.frame_duration)
     except UvfitsError as exc:
@@ -164,7 +175,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     task = blackhole_task(data, args.npix, args.fov_uas, attrs={"observation": str(args.obs),
                                                                 "frames_without_closures":
                                                                     list(report.frames_without_closures)})
-    return run_reconstruction(args, task, {"command": "stepvip blackhole reconstruct"})
+    return run_reconstruction(args, priors, task, {"command": "stepvip blackhole reconstruct"})
 
 
 def add_reconstruct_parser(sub) -> None:
