@@ -58,13 +58,13 @@ def _paper_config() -> DAPSConfig:
 
 def sampler_presets(setting: str) -> dict[str, DAPSConfig]:
     """DAPS settings: ``paper`` = Table 3 (25 x (20 ODE + 60 MCMC), read from ``configs/daps_blackhole.yaml`` only
-    when asked for); ``default`` = 4 x (3 + 2), sized for <= 5 minutes for three methods on a 2-core CPU (the
+    when asked for); ``default`` = 3 x (3 + 1), sized for <= 5 minutes for three methods on a 2-core CPU (the
     decoder pass over 64 frames of 64 x 64 pixels dominates each MCMC step);
     ``quick`` = 1 x (2 + 1) for tests. All share the Table 3 step size, decay, Langevin kernel and gradient clamp
     (1/tau^2)."""
     base = DAPSConfig(annealing_steps=25, ode_steps=20, mcmc_steps=60, lr=1.2e-5, lr_min_ratio=0.015, momentum=0.0,
                       prior_term="exact", prior_sigma=0.01, grad_clamp=1.0 / REFERENCE_TAU**2)
-    presets = {"default": dataclasses.replace(base, annealing_steps=4, ode_steps=3, mcmc_steps=2),
+    presets = {"default": dataclasses.replace(base, annealing_steps=3, ode_steps=3, mcmc_steps=1),
                "quick": dataclasses.replace(base, annealing_steps=1, ode_steps=2, mcmc_steps=1)}
     if setting == "paper":
         presets["paper"] = _paper_config()
@@ -140,7 +140,7 @@ def load_bh_priors(args: argparse.Namespace) -> Priors:
     """The priors named by ``--prior/--vae/--image/--video`` (default: shipped), checked for 1-channel frames."""
     paths = resolve_prior_paths(args.prior, {"vae": args.vae, "image": args.image, "video": args.video},
                                 default_prior_paths)
-    priors = load_priors(paths)
+    priors = load_priors(paths, map_location=args.device)
     if priors.vae.config.in_channels != 1:
         raise DemoError(f"prior {paths['vae']}: the VAE takes {priors.vae.config.in_channels} channels, a black-hole "
                         "prior takes 1 (Stokes I)")

@@ -173,7 +173,7 @@ def sample_and_write(args: argparse.Namespace, task: ReconTask, priors, out: Pat
 def load_mri_priors(args: argparse.Namespace):
     paths = resolve_prior_paths(args.prior, {"vae": args.vae, "image": args.image, "video": args.video},
                                 default_prior_paths)
-    priors = load_priors(paths)
+    priors = load_priors(paths, map_location=args.device)
     if priors.vae.config.in_channels != 2:
         raise DemoError(f"prior {paths['vae']}: the VAE takes {priors.vae.config.in_channels} channels, an MRI prior "
                         "takes 2 (real, imag)")

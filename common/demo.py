@@ -93,6 +93,10 @@ def resolve_prior_paths(prior_dir: str | Path | None, overrides: dict[str, str |
 def load_priors(paths: dict[str, Path], map_location: str | torch.device = "cpu") -> Priors:
     """Load and cross-check the checkpoints (latent channels, image prior without temporal layers)."""
     try:
+        map_location = torch.device(map_location)
+    except RuntimeError as exc:
+        raise DemoError(f"--device {map_location!r}: not a torch device ({exc})") from exc
+    try:
         vae = checkpoints.load(paths["vae"], map_location, expect=FrameVAE)
         image = checkpoints.load(paths["image"], map_location, expect=VideoUNet)
         video = checkpoints.load(paths["video"], map_location, expect=VideoUNet)
@@ -270,6 +274,7 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="sample k uses seed + k (same for every method)")
     parser.add_argument("--modes", type=int, default=3, help="number of k-means modes (at most the samples)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--device", default="cpu", help="torch device for the networks and likelihood, e.g. cuda")
 
 
 def parse_methods(text: str) -> tuple[str, ...]:

@@ -103,6 +103,15 @@ def test_bad_inputs_fail_clearly_without_outputs(prior: Path, tmp_path: Path, ca
     assert not out.exists()
 
 
+def test_presets():
+    from blackhole.reconstruct import sampler_presets
+
+    p = sampler_presets("paper")
+    assert (p["paper"].annealing_steps, p["paper"].mcmc_steps, p["paper"].lr) == (25, 60, 1.2e-5)
+    assert p["quick"].annealing_steps < p["default"].annealing_steps < p["paper"].annealing_steps
+    assert p["default"].grad_clamp == pytest.approx(p["paper"].grad_clamp)
+
+
 def test_shipped_prior_demo(tmp_path: Path):
     try:
         from blackhole.priors import default_prior_paths

@@ -1,0 +1,145 @@
+"""``stepvip demo mri`` and ``stepvip mri reconstruct --method step`` end to end at --quick, throwaway priors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from skimage.metrics import structural_similarity
+
+from cardiac_mri.demo import run
+from cardiac_mri.sense import fft2c
+from cardiac_mri.step import grid_problem
+from common.cli import main
+from common.demo import DemoError, add_demo_parser
+from tests.demo_priors import make_untrained_prior
+
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]
+SMALL = {"vae_overrides": {"channels": (8, 8, 16)},
+         "unet_overrides": {"channels": (16, 16, 16), "attn_levels": (), "temporal_attn_levels": ()}}
+
+
+def demo_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser()
+    add_demo_parser(parser.add_subparsers(dest="d", required=True), "mri", run, "test")
+    args = parser.parse_args(["mri", *argv])
+    return args.func(args)
+
+
+@pytest.fixture(scope="module")
+def prior(tmp_path_factory) -> Path:
+    return make_untrained_prior("prior_mri_tiny.yaml", tmp_path_factory.mktemp("mri_prior"), **SMALL)
+
+
+@pytest.fixture(scope="module")
+def demo_out(prior, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("mri_demo") / "out"
+    assert demo_main(["--out", str(out), "--prior", str(prior), "--quick", "--no-progress"]) == 0
+    return out
+
+
+def test_demo_outputs_open_and_metrics_match_truth(demo_out: Path):
+    metrics = json.loads((demo_out / "metrics.json").read_text())
+    assert list(metrics) == ["STeP", "IDM+BCS", "IDM"]
+    for row in metrics.values():
+        assert set(row) == {"psnr", "ssim", "dpsnr", "dssim", "misfit"}
+    with xr.open_dataset(demo_out / "samples.nc", engine="h5netcdf") as ds:
+        assert ds["STeP"].dims == ("sample", "frame", "y", "x") and ds["STeP"].shape == (2, 12, 64, 64)
+        assert ds["frame"].attrs["units"] == "cardiac cycle fraction" and ds["y"].attrs["units"] == "pixel"
+        s = ds["STeP_real"].values + 1j * ds["STeP_imag"].values
+        np.testing.assert_allclose(np.abs(s), ds["STeP"].values, rtol=1e-5, atol=1e-7)
+        truth, mags = ds["truth"].values.astype(np.float64), ds["IDM_BCS"].values.astype(np.float64)
+        # one metric recomputed independently: SSIM (Gaussian 11x11, sigma 1.5) per frame with scikit-image
+        t01 = truth / truth.max()
+        ref = np.mean([np.mean([structural_similarity(t01[f], (m / m.max())[f], data_range=1.0, gaussian_weights=True,
+                                                      sigma=1.5, use_sample_covariance=False) for f in range(12)])
+                       for m in mags])
+        assert metrics["IDM+BCS"]["ssim"] == pytest.approx(ref, rel=1e-4, abs=1e-5)
+        assert ds["IDM_misfit"].shape == (2,) and (ds["IDM_misfit"].values > 0).all()
+        std = ds["STeP_std"].values
+        assert std.shape == (12, 64, 64) and (std >= 0).all() and std.max() > 0
+    with h5py.File(demo_out / "mat" / "STeP" / "cine_sax.mat", "r") as f:
+        img = f["img4ranking"][()]
+        assert img.dtype == np.float32 and img.shape == (12, 1, 64, 64)
+    uq = json.loads((demo_out / "uq.json").read_text())
+    assert set(uq) == {"STeP", "IDM+BCS", "IDM"} and uq["IDM"]["samples"] == 2
+    assert not [p for p in demo_out.rglob(".*")]
+
+
+def test_grid_problem_matches_retrospective_masking():
+    """The user-data path (undersampled k-space on the acquisition grid -> model grid) gives the same measurement
+    as masking fully sampled data on the model grid (the demo's path): cropping commutes with the ky mask."""
+    from cardiac_mri.images import to_model_grid
+    from cardiac_mri.masks import cmrxrecon_mask
+    from cardiac_mri.sense import ifft2c
+    from cardiac_mri.synthetic import synthetic_cine
+
+    cine = synthetic_cine(ny=80, nx=160, coils=4, frames=3, slices=1, seed=3)
+    k = cine.kspace[:, 0]
+    mask = cmrxrecon_mask(80, 160, 4)
+    op, y = grid_problem(k * mask, mask, 64, calib=20)
+    full_grid = fft2c(to_model_grid(ifft2c(k), 64))
+    expected = op.mask.to(torch.float32) * full_grid
+    torch.testing.assert_close(y, expected.to(torch.complex64), rtol=1e-4, atol=1e-4 * float(full_grid.abs().max()))
+    assert torch.equal(op.mask[:, 0], mask[8:72, 0].to(op.mask.dtype))  # central 64 of the 80 ky lines
+    with pytest.raises(DemoError, match="ny = 160 > nx = 80"):
+        grid_problem(k.transpose(-2, -1), mask.T, 64, calib=20)
+    with pytest.raises(DemoError, match="fewer than the prior's 96x96 grid"):
+        grid_problem(k * mask, mask, 96, calib=20)
+
+
+def test_reconstruct_step_on_cmrxrecon_file(prior: Path, tmp_path: Path):
+    root = tmp_path / "cmrx"
+    assert main(["mri", "make-synthetic", "--out", str(root), "--patients", "1", "--ny", "64", "--nx", "128",
+                 "--coils", "4", "--frames", "12", "--slices", "1"]) == 0
+    src = root / "MultiCoil/Cine/TrainingSet/AccFactor08/P001/cine_sax.mat"
+    out = tmp_path / "rec"
+    rc = main(["mri", "reconstruct", "--input", str(src), "--method", "step", "--out", str(out), "--prior",
+               str(prior), "--quick", "--samples", "1", "--no-progress"])
+    assert rc == 0
+    case = out / "MultiCoil/Cine/TrainingSet/AccFactor08/P001"
+    with h5py.File(case / "cine_sax.mat", "r") as f:
+        assert f["img4ranking"].shape == (12, 1, 64, 64)
+    with xr.open_dataset(case / "cine_sax_slice_00" / "samples.nc", engine="h5netcdf") as ds:
+        assert "truth" not in ds and ds["STeP_misfit"].shape == (1,)
+    assert not (case / "cine_sax_slice_00" / "metrics.json").exists()
+
+
+def test_bad_inputs_fail_clearly_without_outputs(prior: Path, tmp_path: Path, capsys):
+    out = tmp_path / "out"
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    bh = make_untrained_prior("prior_bh_tiny.yaml", tmp_path / "bh", **SMALL)
+    for name in ("vae", "image", "video"):
+        (wrong / f"{name}.safetensors").write_bytes((bh / f"{name}.safetensors").read_bytes())
+    assert demo_main(["--out", str(out), "--prior", str(wrong), "--quick"]) == 2
+    assert "takes 1 channels, an MRI prior takes 2" in capsys.readouterr().err
+    assert demo_main(["--out", str(out), "--prior", str(prior), "--video", str(tmp_path / "v.safetensors")]) == 2
+    assert "v.safetensors: file not found" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_presets():
+    from cardiac_mri.step import sampler_presets
+
+    p = sampler_presets("paper")
+    assert (p["paper"].annealing_steps, p["paper"].mcmc_steps, p["paper"].momentum) == (20, 53, 0.83)
+    assert p["quick"].annealing_steps < p["default"].annealing_steps < p["paper"].annealing_steps
+
+
+def test_shipped_prior_demo(tmp_path: Path):
+    try:
+        from cardiac_mri.priors import default_prior_paths
+
+        default_prior_paths()
+    except (ImportError, FileNotFoundError) as exc:
+        pytest.skip(f"shipped cardiac prior not present: {exc}")
+    out = tmp_path / "out"
+    assert demo_main(["--out", str(out), "--quick", "--no-progress"]) == 0
+    assert set(json.loads((out / "metrics.json").read_text())) == {"STeP", "IDM+BCS", "IDM"}
