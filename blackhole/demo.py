@@ -63,3 +63,11 @@ def run(args: argparse.Namespace) -> int:
 
     task.export = export
     return run_reconstruction(args, priors, task, {"command": "stepvip demo blackhole"})
+
+
+if __name__ == "__main__":
+    import sys
+
+    from common.demo import demo_main
+
+    sys.exit(demo_main("blackhole.demo", run))

@@ -59,3 +59,11 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(metrics))
     print(f"wrote {args.out}")
     return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    from common.demo import demo_main
+
+    sys.exit(demo_main("cardiac_mri.demo", run))

@@ -1,12 +1,14 @@
 """STeP reconstruction of cardiac cine: the driver's task and ``stepvip mri reconstruct --method step``.
 
 Units convention. The prior works on network units: the complex image divided by the 99th percentile of its
-magnitude over the video (:func:`cardiac_mri.images.video_scale`), as two channels (real, imag). The likelihood
-(:class:`cardiac_mri.likelihood.GaussianLikelihood`, ``-||A(scale x) - y||^2 / tau^2``, tau = 0.10) multiplies by
-``scale`` (image units per network unit) before the SENSE operator, so ``y`` stays in the k-space units of the data.
-With a truth (demo) ``scale`` is the truth's; for user data it is that of a CG-SENSE reconstruction of ``y`` (10
-iterations), the best estimate available before sampling. Outputs are in image units (complex); the per-sample
-``misfit`` is ``||A x - y||_2`` in k-space units (paper Sec. 4.1).
+magnitude over the video (:func:`cardiac_mri.images.video_scale`), as two channels (real, imag); ``scale`` is image
+units per network unit. The sampler's likelihood is evaluated in network units, ``log p(y|x) = -||A x - y/scale||^2
+/ tau^2`` with tau = 0.10 (:class:`cardiac_mri.likelihood.GaussianLikelihood` on ``y / scale``): the data are
+brought to the prior's O(1) scale, so that tau has the same meaning whatever the raw k-space units (CMRxRecon data
+are ~1e-3; in image units the data term would vanish next to the prior). With a truth (demo) ``scale`` is the
+truth's; for user data it is that of a CG-SENSE reconstruction of ``y`` (10 iterations), the best estimate available
+before sampling. Outputs are in image units (complex); the per-sample ``misfit`` is ``||A(scale x) - y||_2`` in the
+k-space units of the data (paper Sec. 4.1).
 
 Model grid (:mod:`cardiac_mri.problem`): coil images cropped to a square (along the readout, which is fully
 sampled) and Fourier-resized to the prior's frame size. The mask on the grid is the central rows of the ky mask, so
@@ -61,18 +63,20 @@ def sampler_presets(setting: str) -> dict[str, DAPSConfig]:
 
 def mri_task(lik: GaussianLikelihood, frames: int, size: int, truth: np.ndarray | None = None,
              export=None, attrs: dict | None = None) -> ReconTask:
-    """The driver's view of a cine problem on the ``size`` x ``size`` grid (module docstring: units)."""
+    """The driver's view of a cine problem on the ``size`` x ``size`` grid (module docstring: units); ``lik`` is
+    the likelihood in data units (``scale`` set), from which the network-unit sampling likelihood is derived."""
     scale = lik.scale
+    net_lik = GaussianLikelihood(lik.op, lik.y / scale, tau=lik.tau, scale=1.0)
 
     def loglik(x: torch.Tensor) -> torch.Tensor:
-        return lik.to(x.device)(x)
+        return net_lik.to(x.device)(x)
 
     def to_physical(x: torch.Tensor) -> np.ndarray:
         return (scale * channels_to_complex(x.detach())).cpu().numpy().astype(np.complex64)
 
     def data_fit(x: torch.Tensor) -> dict[str, np.ndarray]:
         with torch.no_grad():
-            return {"misfit": lik.data_misfit(x).double().cpu().numpy()}
+            return {"misfit": lik.data_misfit(x.detach().cpu()).double().numpy()}
 
     def metric_images(v: np.ndarray) -> np.ndarray:
         m = np.abs(np.asarray(v)).astype(np.float64)
@@ -84,7 +88,8 @@ def mri_task(lik: GaussianLikelihood, frames: int, size: int, truth: np.ndarray 
               "y": (np.arange(size), {"units": "pixel", "long_name": "row (phase encoding) on the model grid"}),
               "x": (np.arange(size), {"units": "pixel", "long_name": "column (readout) on the model grid"})}
     meta = {"tau": lik.tau, "scale_image_units_per_network_unit": scale,
-            "likelihood": "Gaussian, -||A(scale x) - y||^2 / tau^2 (multi-coil SENSE, centred orthonormal FFT)",
+            "likelihood": "Gaussian in network units, -||A x - y/scale||^2 / tau^2 (multi-coil SENSE, centred "
+                          "orthonormal FFT); misfit ||A(scale x) - y|| in data units",
             **(attrs or {})}
     return ReconTask(name="mri", frames=frames, image_shape=(2, size, size), log_likelihood=loglik,
                      to_physical=to_physical, data_fit=data_fit, metric_images=metric_images,

@@ -315,6 +315,14 @@ def add_demo_parser(subparsers, name: str, run: Callable[[argparse.Namespace], i
     p.set_defaults(func=run_cli(run, f"stepvip demo {name}"))
 
 
+def demo_main(name: str, run: Callable[[argparse.Namespace], int], argv: list[str] | None = None) -> int:
+    """Run one demo without the entry-point lookup (``python -m blackhole.demo --out DIR ...``)."""
+    parser = argparse.ArgumentParser(prog=f"python -m {name}")
+    add_demo_parser(parser.add_subparsers(dest="demo", required=True), "demo", run, "")
+    args = parser.parse_args(["demo", *(sys.argv[1:] if argv is None else argv)])
+    return int(args.func(args))
+
+
 def register(subparsers) -> None:
     """Add ``stepvip demo`` with one sub-command per entry point of the group ``stepvip.demos``."""
     p = subparsers.add_parser("demo", help="STeP vs IDM+BCS vs IDM on a held-out synthetic case",
