@@ -125,6 +125,27 @@ def test_bad_inputs_fail_clearly_without_outputs(prior: Path, tmp_path: Path, ca
     assert not out.exists()
 
 
+def test_stepvip_demo_command_through_entry_points(tmp_path: Path, monkeypatch, capsys):
+    """``stepvip demo mri`` as declared in pyproject.toml (a dist-info with the same entry points on sys.path, since
+    the installed metadata may predate them): the command exists and reports a missing prior clearly."""
+    from importlib.metadata import entry_points
+
+    text = ""
+    if not entry_points(group="stepvip.commands", name="demo"):
+        text += "[stepvip.commands]\ndemo = common.demo:register\n\n"
+    if not entry_points(group="stepvip.demos", name="mri"):
+        text += "[stepvip.demos]\nmri = cardiac_mri.demo:run\n"
+    if text:
+        info = tmp_path / "site" / "stepvip_demo_entry_points-0.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: stepvip-demo-entry-points\nVersion: 0\n")
+        (info / "entry_points.txt").write_text(text)
+        monkeypatch.syspath_prepend(str(info.parent))
+    out = tmp_path / "out"
+    assert main(["demo", "mri", "--out", str(out), "--prior", str(tmp_path / "none"), "--quick"]) == 2
+    assert "stepvip demo mri: error: --prior" in capsys.readouterr().err and not out.exists()
+
+
 def test_presets():
     from cardiac_mri.step import sampler_presets
 
