@@ -43,15 +43,16 @@ from common.sampling import DAPSConfig
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 REFERENCE_TAU = 0.10
-DEFAULT_SAMPLES = {"quick": 2, "default": 4, "paper": 5}
+DEFAULT_SAMPLES = {"quick": 2, "default": 3, "paper": 5}
 
 
 def sampler_presets(setting: str) -> dict[str, DAPSConfig]:
     """DAPS settings: ``paper`` = Table 3 (20 x (20 ODE + 53 HMC), ``configs/daps_mri.yaml``, read when asked for);
-    ``default`` = 5 x (4 + 5) for <= 5 minutes for three methods on a 2-core CPU; ``quick`` = 1 x (2 + 1)."""
+    ``default`` = 4 x (3 + 4) with 3 samples, for <= 5 minutes for three methods on a 2-core CPU;
+    ``quick`` = 1 x (2 + 1)."""
     base = DAPSConfig(annealing_steps=20, ode_steps=20, mcmc_steps=53, lr=1.2e-3, lr_min_ratio=0.011, momentum=0.83,
                       prior_term="exact", prior_sigma=0.01, grad_clamp=1.0 / REFERENCE_TAU**2)
-    presets = {"default": dataclasses.replace(base, annealing_steps=5, ode_steps=4, mcmc_steps=5),
+    presets = {"default": dataclasses.replace(base, annealing_steps=4, ode_steps=3, mcmc_steps=4),
                "quick": dataclasses.replace(base, annealing_steps=1, ode_steps=2, mcmc_steps=1)}
     if setting == "paper":
         path = CONFIGS / "daps_mri.yaml"
