@@ -325,8 +325,11 @@ def demo_main(name: str, run: Callable[[argparse.Namespace], int], argv: list[st
 
 def register(subparsers) -> None:
     """Add ``stepvip demo`` with one sub-command per entry point of the group ``stepvip.demos``."""
-    p = subparsers.add_parser("demo", help="STeP vs IDM+BCS vs IDM on a held-out synthetic case",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "demo", help="STeP vs IDM+BCS vs IDM on a held-out synthetic case",
+        description="Run STeP (video prior), IDM+BCS and IDM on a held-out synthetic case of one domain with the "
+                    "same DAPS settings and seeds; write posterior samples (netCDF), uncertainty summaries, "
+                    "metrics.json, figures and GIFs into --out.")
     sub = p.add_subparsers(dest="demo", metavar="DOMAIN", required=True)
     for ep in sorted(entry_points(group=DEMO_GROUP), key=lambda e: e.name):
         add_demo_parser(sub, ep.name, _lazy(ep), f"the {ep.name} demo ({ep.value})")
