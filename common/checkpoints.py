@@ -2,6 +2,8 @@
 
 ``save(module, path)`` writes the module's ``state_dict`` and ``{"class": name, "config": {dataclass fields}}``
 under the metadata key ``stepvip``; ``load(path)`` rebuilds the module from that config and loads the weights.
+``save(..., dtype=torch.float16)`` stores the floating tensors in a smaller dtype (half the bytes, for shipped
+weights); ``load`` casts every tensor back to the dtype of the freshly built module (float32).
 Class names map to classes through the explicit ``MODEL_CLASSES`` table (no ``globals()`` lookup, no pickle).
 Writes are atomic (temporary file in the same folder, then ``os.replace``).
 """
@@ -63,13 +65,22 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         raise CheckpointError(f"checkpoint {path}: not a readable safetensors file ({exc})") from exc
 
 
-def save(module: nn.Module, path: str | Path) -> None:
-    """Save a model whose class is in ``MODEL_CLASSES`` (it must carry its config dataclass as ``.config``)."""
+def save(module: nn.Module, path: str | Path, dtype: torch.dtype | None = None) -> None:
+    """Save a model whose class is in ``MODEL_CLASSES`` (it must carry its config dataclass as ``.config``).
+
+    ``dtype`` (a floating dtype, e.g. ``torch.float16``): cast the floating-point tensors to it before writing
+    (integer buffers are kept); ``None`` writes them as they are.
+    """
     name = type(module).__name__
     if name not in MODEL_CLASSES or not isinstance(module, MODEL_CLASSES[name][0]):
         raise CheckpointError(f"checkpoints.save: unsupported module type {name}; known: {sorted(MODEL_CLASSES)}")
+    if dtype is not None and not dtype.is_floating_point:
+        raise CheckpointError(f"checkpoints.save: dtype must be a floating dtype, got {dtype}")
+    state = module.state_dict()
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     meta = {"class": name, "config": config_to_dict(module.config), "version": __version__}
-    atomic_save_tensors(module.state_dict(), path, {METADATA_KEY: json.dumps(meta)})
+    atomic_save_tensors(state, path, {METADATA_KEY: json.dumps(meta)})
 
 
 def read_config(path: str | Path) -> tuple[str, Any]:
@@ -103,7 +114,10 @@ def load(path: str | Path, map_location: str | torch.device = "cpu", expect: typ
         raise CheckpointError(f"checkpoint {path}: holds a {name}, expected a {expect.__name__}")
     module = cls(cfg)
     state = load_file(str(path), device="cpu")
-    check_state(module.state_dict(), state, f"checkpoint {path}")
+    expected = module.state_dict()
+    check_state(expected, state, f"checkpoint {path}")
+    # tensors saved in a smaller dtype (save(..., dtype=float16)) come back in the module's own dtype
+    state = {k: v.to(expected[k].dtype) for k, v in state.items()}
     module.load_state_dict(state, strict=True)
     return module.to(map_location).eval()
 

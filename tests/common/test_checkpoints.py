@@ -38,6 +38,25 @@ def test_round_trip_rebuilds_module_and_weights(tmp_path, model):
         assert torch.equal(model.eval()(z, torch.tensor([1.0])), back(z, torch.tensor([1.0])))
 
 
+def test_float16_save_halves_size_and_loads_back_as_float32(tmp_path):
+    model = VideoUNet(UNET)
+    _randomise(model, 1)
+    full, half = tmp_path / "full.safetensors", tmp_path / "half.safetensors"
+    save(model, full)
+    save(model, half, dtype=torch.float16)
+    with safe_open(str(half), framework="pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
+    assert half.stat().st_size < 0.55 * full.stat().st_size
+    back = load(half)
+    for k, v in back.state_dict().items():
+        ref = model.state_dict()[k]
+        assert v.dtype == torch.float32
+        assert torch.equal(v, ref.to(torch.float16).float())  # exactly the float16 rounding of the original
+    with pytest.raises(CheckpointError, match="floating dtype"):
+        save(model, tmp_path / "bad.safetensors", dtype=torch.int8)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full.safetensors", "half.safetensors"]
+
+
 def _rewrite_config(path, **changes):
     with safe_open(str(path), framework="pt") as f:
         meta = json.loads(f.metadata()[METADATA_KEY])
