@@ -27,6 +27,7 @@ import torch
 from blackhole.fits_io import write_fits_movie
 from blackhole.likelihood import REFERENCE_TAU, ClosureLikelihood, align_flux, evaluate_chisq
 from blackhole.measurements import ClosureData
+from blackhole.priors import default_prior_paths
 from blackhole.synthetic import RADPERUAS
 from common.demo import (
     DemoError,
@@ -127,13 +128,6 @@ def blackhole_task(data: ClosureData, npix: int, fov_uas: float = DEFAULT_FOV_UA
                      to_physical=to_physical, data_fit=data_fit, metric_images=metric_images, units="Jy/pixel",
                      coords=coords, truth=None if truth is None else np.asarray(truth, dtype=np.float64),
                      export=export, attrs=meta)
-
-
-def default_prior_paths() -> dict:
-    """Shipped black-hole prior (``blackhole.priors``); ImportError/FileNotFoundError when it is absent."""
-    from importlib import import_module
-
-    return import_module("blackhole.priors").default_prior_paths()
 
 
 def load_bh_priors(args: argparse.Namespace) -> Priors:

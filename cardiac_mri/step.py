@@ -27,6 +27,7 @@ import torch
 from cardiac_mri.images import center_crop, to_model_grid, video_scale
 from cardiac_mri.likelihood import GaussianLikelihood
 from cardiac_mri.masks import sampled_lines
+from cardiac_mri.priors import default_prior_paths
 from cardiac_mri.sense import SenseOperator, channels_to_complex, fft2c, ifft2c
 from common.demo import (
     DemoError,
@@ -148,13 +149,6 @@ def user_likelihood(op: SenseOperator, y: torch.Tensor, tau: float = REFERENCE_T
     except ValueError as exc:
         raise DemoError(f"STeP reconstruction: the measured k-space has no signal ({exc})") from exc
     return GaussianLikelihood(op, y, tau=tau, scale=scale)
-
-
-def default_prior_paths() -> dict:
-    """Shipped cardiac prior (``cardiac_mri.priors``); ImportError/FileNotFoundError when it is absent."""
-    from importlib import import_module
-
-    return import_module("cardiac_mri.priors").default_prior_paths()
 
 
 def prior_image_size(priors) -> int:

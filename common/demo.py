@@ -36,10 +36,11 @@ from common.metrics import dpsnr, dssim, psnr, ssim
 from common.nets.unet import VideoUNet
 from common.nets.vae import FrameVAE
 from common.posterior import MethodPosterior, find_modes, posterior_dataset, uq_report, variable_name, write_netcdf
+from common.priors import PRIOR_FILES
 from common.sampling import DAPSConfig, daps_sample, image_mode
 
 METHODS = ("STeP", "IDM+BCS", "IDM")
-PRIOR_KEYS = ("vae", "image", "video")
+PRIOR_KEYS = tuple(PRIOR_FILES)  # ("vae", "image", "video")
 DEMO_GROUP = "stepvip.demos"
 
 

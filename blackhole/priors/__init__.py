@@ -13,31 +13,20 @@ Both UNets are EDM-preconditioned denoisers ``unet(z, sigma, video=...) -> z0_ha
 
 from __future__ import annotations
 
-from importlib.resources import files
 from pathlib import Path
 
 from torch import nn
 
-PRIOR_FILES = {"vae": "vae.safetensors", "image": "image.safetensors", "video": "video.safetensors"}
+from common.priors import PRIOR_FILES, load_prior_modules, packaged_prior_paths
+
+__all__ = ["PRIOR_FILES", "default_prior_paths", "load_default_priors"]
 
 
 def default_prior_paths() -> dict[str, Path]:
     """Paths of the shipped checkpoints, keys ``vae``, ``image``, ``video``; FileNotFoundError names a missing one."""
-    root = files(__name__)
-    paths = {key: Path(str(root.joinpath(name))) for key, name in PRIOR_FILES.items()}
-    for key, path in paths.items():
-        if not path.is_file():
-            raise FileNotFoundError(f"shipped black-hole prior: {key} checkpoint {path} is missing (the package "
-                                    f"{__name__} should contain {sorted(PRIOR_FILES.values())}; reinstall stepvip)")
-    return paths
+    return packaged_prior_paths(__name__, "black-hole")
 
 
 def load_default_priors(map_location: str = "cpu") -> dict[str, nn.Module]:
     """The shipped ``FrameVAE`` (``vae``) and ``VideoUNet`` s (``image``, ``video``), float32, eval mode."""
-    from common import checkpoints
-    from common.nets.unet import VideoUNet
-    from common.nets.vae import FrameVAE
-
-    paths = default_prior_paths()
-    return {key: checkpoints.load(path, map_location=map_location, expect=FrameVAE if key == "vae" else VideoUNet)
-            for key, path in paths.items()}
+    return load_prior_modules(default_prior_paths(), map_location)
