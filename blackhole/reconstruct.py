@@ -36,6 +36,7 @@ from common.demo import (
     add_arguments,
     format_table,
     load_priors,
+    paper_preset,
     parse_methods,
     resolve_prior_paths,
     run_cli,
@@ -46,15 +47,7 @@ from common.demo import (
 from common.posterior import MethodPosterior, variable_name
 from common.sampling import DAPSConfig
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 DEFAULT_FOV_UAS = 128.0
-
-
-def _paper_config() -> DAPSConfig:
-    path = CONFIGS / "daps_blackhole.yaml"
-    if not path.is_file():
-        raise DemoError(f"--quality paper needs the Table 3 preset {path} (shipped in the source tree's configs/)")
-    return DAPSConfig.from_yaml(path)
 
 
 def sampler_presets(setting: str) -> dict[str, DAPSConfig]:
@@ -68,7 +61,7 @@ def sampler_presets(setting: str) -> dict[str, DAPSConfig]:
     presets = {"default": dataclasses.replace(base, annealing_steps=3, ode_steps=3, mcmc_steps=1),
                "quick": dataclasses.replace(base, annealing_steps=1, ode_steps=2, mcmc_steps=1)}
     if setting == "paper":
-        presets["paper"] = _paper_config()
+        presets["paper"] = paper_preset("daps_blackhole.yaml")
     return presets
 
 

@@ -33,6 +33,7 @@ from common.demo import (
     DemoError,
     ReconTask,
     load_priors,
+    paper_preset,
     parse_methods,
     resolve_prior_paths,
     run_task,
@@ -42,7 +43,6 @@ from common.demo import (
 from common.posterior import MethodPosterior, variable_name
 from common.sampling import DAPSConfig
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 REFERENCE_TAU = 0.10
 DEFAULT_SAMPLES = {"quick": 2, "default": 3, "paper": 5}
 
@@ -56,10 +56,7 @@ def sampler_presets(setting: str) -> dict[str, DAPSConfig]:
     presets = {"default": dataclasses.replace(base, annealing_steps=4, ode_steps=3, mcmc_steps=4),
                "quick": dataclasses.replace(base, annealing_steps=1, ode_steps=2, mcmc_steps=1)}
     if setting == "paper":
-        path = CONFIGS / "daps_mri.yaml"
-        if not path.is_file():
-            raise DemoError(f"--quality paper needs the Table 3 preset {path} (shipped in the source tree's configs/)")
-        presets["paper"] = DAPSConfig.from_yaml(path)
+        presets["paper"] = paper_preset("daps_mri.yaml")
     return presets
 
 

@@ -286,6 +286,17 @@ def parse_methods(text: str) -> tuple[str, ...]:
     return methods
 
 
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def paper_preset(filename: str) -> DAPSConfig:
+    """The paper's Table 3 DAPS preset ``configs/<filename>`` (source tree; a non-editable install lacks it)."""
+    path = CONFIGS / filename
+    if not path.is_file():
+        raise DemoError(f"--quality paper needs the Table 3 preset {path} (shipped in the source tree's configs/)")
+    return DAPSConfig.from_yaml(path)
+
+
 def sampler_config(args: argparse.Namespace, presets: dict[str, DAPSConfig]) -> DAPSConfig:
     """The DAPS config of ``--quick`` / ``--quality`` from ``presets`` (keys quick, default, paper), with the
     progress bar on unless ``--no-progress``."""
