@@ -23,6 +23,7 @@ class DataConfig:
 
     videos / frames: array files (see ``common.training.data``); paths relative to the working directory.
     hflip / vflip: random horizontal / vertical flips; zoom: maximal relative zoom in/out (0 = off).
+    phase_rotation: complex (real, imag) 2-channel data: random global phase exp(i theta) per sample (MRI).
     clip_frames: train the video stage on random windows of this many frames (None = whole videos).
     """
 
@@ -31,6 +32,7 @@ class DataConfig:
     hflip: bool = True
     vflip: bool = True
     zoom: float = 0.0
+    phase_rotation: bool = False
     clip_frames: int | None = None
 
 

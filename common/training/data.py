@@ -130,18 +130,29 @@ def random_clip(videos: torch.Tensor, length: int | None, generator: torch.Gener
 
 
 def augment(x: torch.Tensor, generator: torch.Generator, hflip: bool = True, vflip: bool = True,
-            zoom: float = 0.0) -> torch.Tensor:
+            zoom: float = 0.0, phase_rotation: bool = False) -> torch.Tensor:
     """Random flips and zoom in/out (App. C), one transform per sample shared by all its frames.
 
     ``x [B, C, H, W]`` or ``[B, T, C, H, W]``; the zoom factor is uniform in ``[1 - zoom, 1 + zoom]`` (> 1 zooms
-    in), applied by bilinear resampling about the image centre with zero padding. Randomness from ``generator``.
+    in), applied by bilinear resampling about the image centre with zero padding. ``phase_rotation`` (complex
+    images stored as 2 channels (real, imag)): multiply each sample by ``exp(i theta)``, theta uniform in
+    ``[0, 2 pi)``; an MR image's global phase carries no information, so this only removes a nuisance.
+    Randomness from ``generator``.
     """
     if not 0.0 <= zoom < 1.0:
         raise ValueError(f"augment: zoom must be in [0, 1), got {zoom}")
     video = x.ndim == 5
     v = x if video else x[:, None]
     b, t, c, h, w = v.shape
+    if phase_rotation and c != 2:
+        raise ValueError(f"augment: phase_rotation needs 2-channel (real, imag) images, got {c} channels")
     draws = torch.rand(b, 3, generator=generator)  # [hflip, vflip, zoom] uniforms, always drawn (fixed RNG use)
+    if phase_rotation:
+        theta = 2.0 * torch.pi * torch.rand(b, generator=generator, dtype=torch.float64)
+        cos, sin = theta.cos().to(v.dtype).to(v.device), theta.sin().to(v.dtype).to(v.device)
+        re, im = v[:, :, 0], v[:, :, 1]
+        cos, sin = cos.view(b, 1, 1, 1), sin.view(b, 1, 1, 1)
+        v = torch.stack([cos * re - sin * im, sin * re + cos * im], dim=2)
     out = []
     for i in range(b):
         s = v[i]

@@ -93,7 +93,7 @@ class _Batcher:
 
     def _aug(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         d = self.cfg.data
-        return augment(x, g, d.hflip, d.vflip, d.zoom)
+        return augment(x, g, d.hflip, d.vflip, d.zoom, d.phase_rotation)
 
     @torch.no_grad()
     def _latent(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:

@@ -100,6 +100,21 @@ def test_augment_transforms_all_frames_of_a_video_alike():
     assert z[0, 0].argmax() == 4 * 9 + 4
 
 
+def test_phase_rotation_is_one_global_phase_per_video():
+    g = torch.Generator().manual_seed(0)
+    video = torch.randn(5, 3, 2, 8, 8, dtype=torch.float64)
+    out = augment(video, g, hflip=False, vflip=False, phase_rotation=True)
+    zin = torch.complex(video[:, :, 0], video[:, :, 1])
+    zout = torch.complex(out[:, :, 0], out[:, :, 1])
+    ratio = zout / zin  # exp(i theta_b): unit modulus, the same at every pixel of every frame of sample b
+    assert torch.allclose(ratio.abs(), torch.ones_like(ratio.abs()))
+    assert torch.allclose(ratio, ratio[:, :1, :1, :1].expand_as(ratio))
+    angles = ratio[:, 0, 0, 0].angle()
+    assert angles.std() > 0.3  # different samples get different phases
+    with pytest.raises(ValueError, match="2-channel"):
+        augment(torch.zeros(2, 1, 8, 8), g, phase_rotation=True)
+
+
 def test_yaml_unknown_key_names_file(tmp_path):
     cfg = tmp_path / "p.yaml"
     cfg.write_text("unet: {in_channels: 1, widths: [3]}\n")
