@@ -71,7 +71,8 @@ def run_case(domain: str, case: int, samples: int, seed: int, setting: str = "de
     """Per-sample metrics of every method on one case: ``{method: {metric: [samples]}, "_seconds": {...}}``."""
     task, priors, cfg, reference = (blackhole_case if domain == "blackhole" else mri_case)(case, setting)
     truth01 = task.metric_images(task.truth[None])[0]
-    row: dict = {"case": case, "samples": samples, "seed": seed, "setting": setting, "daps_config": cfg.to_dict(), "_seconds": {}}
+    row: dict = {"case": case, "samples": samples, "seed": seed, "setting": setting, "daps_config": cfg.to_dict(),
+                 "_seconds": {}}
     for method in METHODS:
         t0 = time.perf_counter()
         x = sample_method(task, priors, method, cfg, samples, seed)
