@@ -78,6 +78,10 @@ class VAEConfig:
         ``[64, 128, 256, 256]`` -> 8x, ``[256, 512, 512]`` -> 4x).
     num_res_blocks: residual blocks per level (decoder: one more, as in LDM).
     mid_attention: self-attention in the bottleneck of encoder and decoder.
+    channelwise: encode every input channel separately with one shared 1-channel autoencoder and stack the
+        latents (``latent_channels / in_channels`` per input channel). For complex MRI frames (real, imag): the two
+        parts, exchangeable under a random global phase, get the same encoder, so neither can be dropped (a joint
+        2-channel VAE trained with L1 reconstructed the real part and output ~0 for the imaginary part).
     """
 
     in_channels: int = 1
@@ -85,10 +89,14 @@ class VAEConfig:
     channels: tuple[int, ...] = (32, 64)
     num_res_blocks: int = 1
     mid_attention: bool = True
+    channelwise: bool = False
 
     def __post_init__(self) -> None:
         _check_positive(self, "in_channels", "latent_channels", "num_res_blocks")
         _check_channels(self, self.channels)
+        if self.channelwise and self.latent_channels % self.in_channels:
+            raise ValueError(f"VAEConfig: channelwise needs latent_channels ({self.latent_channels}) divisible by "
+                             f"in_channels ({self.in_channels})")
 
     @property
     def downsampling(self) -> int:

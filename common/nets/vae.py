@@ -21,13 +21,22 @@ from common.nets.layers import Downsample, ResBlock, SelfAttention2d, Upsample, 
 LOGVAR_RANGE = (-30.0, 20.0)  # clamp as in LDM, keeps exp(logvar) finite
 
 
+def _inner(cfg: VAEConfig) -> tuple[int, int]:
+    """(input channels, latent channels) of the network itself: per channel when ``cfg.channelwise``."""
+    if cfg.channelwise:
+        return 1, cfg.latent_channels // cfg.in_channels
+    return cfg.in_channels, cfg.latent_channels
+
+
 class Encoder(nn.Module):
-    """``[N, C, H, W] -> [N, 2 * Cz, H/f, W/f]`` (mean and log-variance stacked on channels)."""
+    """``[N, C, H, W] -> [N, 2 * Cz, H/f, W/f]`` (mean and log-variance stacked on channels; C, Cz per channel
+    when ``cfg.channelwise``)."""
 
     def __init__(self, cfg: VAEConfig) -> None:
         super().__init__()
         ch = cfg.channels
-        layers: list[nn.Module] = [nn.Conv2d(cfg.in_channels, ch[0], 3, padding=1)]
+        c_in, c_lat = _inner(cfg)
+        layers: list[nn.Module] = [nn.Conv2d(c_in, ch[0], 3, padding=1)]
         cur = ch[0]
         for level, width in enumerate(ch):
             for _ in range(cfg.num_res_blocks):
@@ -36,7 +45,7 @@ class Encoder(nn.Module):
             if level < len(ch) - 1:
                 layers.append(Downsample(cur))
         layers += _mid(cur, cfg.mid_attention)
-        layers += [group_norm(cur), nn.SiLU(), nn.Conv2d(cur, 2 * cfg.latent_channels, 3, padding=1)]
+        layers += [group_norm(cur), nn.SiLU(), nn.Conv2d(cur, 2 * c_lat, 3, padding=1)]
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -50,7 +59,8 @@ class Decoder(nn.Module):
         super().__init__()
         ch = cfg.channels
         cur = ch[-1]
-        layers: list[nn.Module] = [nn.Conv2d(cfg.latent_channels, cur, 3, padding=1)]
+        c_out, c_lat = _inner(cfg)
+        layers: list[nn.Module] = [nn.Conv2d(c_lat, cur, 3, padding=1)]
         layers += _mid(cur, cfg.mid_attention)
         for level in reversed(range(len(ch))):
             for _ in range(cfg.num_res_blocks + 1):
@@ -58,7 +68,7 @@ class Decoder(nn.Module):
                 cur = ch[level]
             if level > 0:
                 layers.append(Upsample(cur))
-        layers += [group_norm(cur), nn.SiLU(), nn.Conv2d(cur, cfg.in_channels, 3, padding=1)]
+        layers += [group_norm(cur), nn.SiLU(), nn.Conv2d(cur, c_out, 3, padding=1)]
         self.layers = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -90,10 +100,14 @@ class FrameVAE(nn.Module):
             raise ValueError(f"FrameVAE.encode: expected [..., {cfg.in_channels}, H, W] with H, W divisible by {f}, "
                              f"got {tuple(x.shape)}")
         lead = x.shape[:-3]
-        moments = self.encoder(x.reshape(-1, *x.shape[-3:]))
+        flat = x.reshape(-1, *x.shape[-3:])
+        if cfg.channelwise:
+            flat = flat.reshape(-1, 1, *flat.shape[-2:])  # [N * C, 1, H, W]
+        moments = self.encoder(flat)
         mean, logvar = moments.chunk(2, dim=1)
         logvar = logvar.clamp(*LOGVAR_RANGE)
-        return mean.reshape(*lead, *mean.shape[1:]), logvar.reshape(*lead, *logvar.shape[1:])
+        shape = (*lead, cfg.latent_channels, *mean.shape[-2:])
+        return mean.reshape(shape), logvar.reshape(shape)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """``z [..., Cz, h, w] -> x [..., C, h*f, w*f]``."""
@@ -101,8 +115,11 @@ class FrameVAE(nn.Module):
         if z.ndim < 3 or z.shape[-3] != cz:
             raise ValueError(f"FrameVAE.decode: expected [..., {cz}, h, w], got {tuple(z.shape)}")
         lead = z.shape[:-3]
-        x = self.decoder(z.reshape(-1, *z.shape[-3:]))
-        return x.reshape(*lead, *x.shape[1:])
+        flat = z.reshape(-1, *z.shape[-3:])
+        if self.config.channelwise:
+            flat = flat.reshape(-1, cz // self.config.in_channels, *flat.shape[-2:])  # [N * C, Cz / C, h, w]
+        x = self.decoder(flat)
+        return x.reshape(*lead, self.config.in_channels, *x.shape[-2:])
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Reconstruction ``decode(mean)`` (deterministic) or of a posterior sample when a generator is given."""
@@ -122,17 +139,25 @@ def kl_to_standard_normal(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Ten
     return 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar)
 
 
-def vae_loss(vae: FrameVAE, x: torch.Tensor, eps: torch.Tensor, beta_kl: float
+def vae_loss(vae: FrameVAE, x: torch.Tensor, eps: torch.Tensor, beta_kl: float, recon: str = "l1"
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Eq. 18 on images ``x [N, C, H, W]``: per-pixel mean L1 + ``beta_kl`` * per-latent-entry mean KL.
 
+    ``recon="l1+l2"`` adds the per-pixel mean squared error to the L1 term (its gradient grows with the error, so
+    a channel the decoder has not learned yet still pulls; see ``StageConfig.recon_loss``).
+
     ``eps`` (``[N, Cz, H/f, W/f]``, standard normal, drawn by the caller from its generator) gives the
-    reparameterised sample ``z = mean + exp(logvar / 2) * eps``. Returns ``(loss, l1, kl)`` (0-dim tensors).
+    reparameterised sample ``z = mean + exp(logvar / 2) * eps``. Returns ``(loss, reconstruction term, kl)`` (0-dim tensors).
     """
     mean, logvar = vae.encode(x)
     if eps.shape != mean.shape:
         raise ValueError(f"vae_loss: eps has shape {tuple(eps.shape)}, latents have {tuple(mean.shape)}")
     z = mean + (0.5 * logvar).exp() * eps
-    rec = F.l1_loss(vae.decode(z), x)
+    xr = vae.decode(z)
+    rec = F.l1_loss(xr, x)
+    if recon == "l1+l2":
+        rec = rec + F.mse_loss(xr, x)
+    elif recon != "l1":
+        raise ValueError(f"vae_loss: recon must be 'l1' or 'l1+l2', got {recon!r}")
     kl = kl_to_standard_normal(mean, logvar).mean()
     return rec + beta_kl * kl, rec.detach(), kl.detach()

@@ -199,3 +199,7 @@ def test_sample_method_same_seed_same_start(tmp_path: Path):
     assert a.shape == (2, 1, 2, 64, 64)
     torch.testing.assert_close(a, b)
     assert not torch.allclose(a, c)
+    whole = demo.sample_method(task, priors, "IDM", cfg, 3, seed=7, batch=3)  # one call; the default is 1 per call
+    torch.testing.assert_close(whole[:2], a, rtol=1e-3, atol=1e-3)  # batched convs round differently
+    torch.testing.assert_close(demo.sample_method(task, priors, "IDM", cfg, 3, seed=7, batch=2), whole,
+                               rtol=1e-3, atol=1e-3)

@@ -137,6 +137,24 @@ def test_vae_is_per_frame_and_downsamples():
         vae.encode(torch.zeros(1, 1, 16, 16))
 
 
+def test_channelwise_vae_encodes_each_channel_with_the_same_network():
+    cfg = VAEConfig(in_channels=2, latent_channels=2, channels=(8, 16), channelwise=True)
+    vae = FrameVAE(cfg)
+    randomise(vae, 3)
+    x = torch.randn(3, 2, 2, 16, 16)  # [B, T, (real, imag), H, W]
+    mean, logvar = vae.encode(x)
+    assert mean.shape == logvar.shape == (3, 2, 2, 8, 8)
+    swapped, _ = vae.encode(x.flip(2))  # exchanging real and imag exchanges the latent channels
+    torch.testing.assert_close(swapped, mean.flip(2), rtol=1e-5, atol=1e-6)
+    out = vae.decode(mean)
+    assert out.shape == x.shape
+    torch.testing.assert_close(vae.decode(mean.flip(2)), out.flip(2), rtol=1e-5, atol=1e-6)
+    one = vae.decode(mean[:, :, :1].expand(-1, -1, 2, -1, -1))  # both channels from the same latent: equal outputs
+    torch.testing.assert_close(one[:, :, 0], one[:, :, 1])
+    with pytest.raises(ValueError, match="divisible"):
+        VAEConfig(in_channels=2, latent_channels=3, channelwise=True)
+
+
 @pytest.mark.parametrize("name", ["prior_bh.yaml", "prior_mri.yaml", "prior_bh_tiny.yaml", "prior_mri_tiny.yaml",
                                   "prior_bh_pixel_tiny.yaml"])
 def test_shipped_configs_load(name):
