@@ -4,18 +4,19 @@ For each of ``--cases`` held-out cases of a domain (the demo's case and the foll
 training), simulate the measurements exactly as the demo does, draw ``--samples`` posterior samples per method with
 the shipped priors and the demo's ``default`` DAPS preset (same seeds for every method), score every sample
 against the truth, and store the per-sample numbers in ``OUT/case_<index>.json`` (written atomically; cases already
-there are skipped, so an interrupted run resumes). ``summarize`` reduces them as in the paper:
+there are skipped, so an interrupted run resumes; ``case_<index>.lock`` marks a case a worker is on, so several
+workers can share the folder). ``summarize`` reduces them as in the paper:
 
 * black hole (Table 1): per case, the sample with the lowest mean chi~2 ((chi2_cp + chi2_logca) / 2) of the
   ``--samples`` (5 in the paper); then mean and std over cases;
 * MRI (Table 6): per case, the mean over samples; then mean and std over cases. The CG-SENSE baseline (10
   iterations, ``cardiac_mri.baselines.sense_cg``) is added as a reference row.
 
-Usage (two shards side by side on a 2-core machine, one torch thread each, then the table)::
+Usage (two workers side by side on a 2-core machine, one torch thread each, then the table)::
 
-    python benchmarks/quality_table.py run blackhole --cases 10 --samples 5 --shard 0/2 --out benchmarks/quality/bh &
-    python benchmarks/quality_table.py run blackhole --cases 10 --samples 5 --shard 1/2 --out benchmarks/quality/bh
-    python benchmarks/quality_table.py summarize blackhole --out benchmarks/quality/bh
+    python benchmarks/quality_table.py run blackhole --cases 10 --samples 5 --out benchmarks/quality/blackhole &
+    python benchmarks/quality_table.py run blackhole --cases 10 --samples 5 --out benchmarks/quality/blackhole
+    python benchmarks/quality_table.py summarize blackhole --out benchmarks/quality/blackhole
 """
 
 from __future__ import annotations
@@ -105,9 +106,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         if path.exists():
             print(f"[{i + 1}/{len(todo)}] case {case}: done already ({path})", file=sys.stderr)
             continue
+        lock = path.with_suffix(".lock")  # lets several workers share one folder; delete stale locks by hand
+        try:
+            lock.touch(exist_ok=False)
+        except FileExistsError:
+            print(f"[{i + 1}/{len(todo)}] case {case}: taken by another worker ({lock})", file=sys.stderr)
+            continue
         t0 = time.perf_counter()
-        row = run_case(args.domain, case, args.samples, args.seed, "quick" if args.quick else "default")
-        atomic_write_text(path, json.dumps(row, indent=1))
+        try:
+            row = run_case(args.domain, case, args.samples, args.seed, "quick" if args.quick else "default")
+            atomic_write_text(path, json.dumps(row, indent=1))
+        finally:
+            lock.unlink()
         print(f"[{i + 1}/{len(todo)}] case {case}: {time.perf_counter() - t0:.0f} s -> {path}", file=sys.stderr,
               flush=True)
     return 0
