@@ -139,25 +139,17 @@ def kl_to_standard_normal(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Ten
     return 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar)
 
 
-def vae_loss(vae: FrameVAE, x: torch.Tensor, eps: torch.Tensor, beta_kl: float, recon: str = "l1"
+def vae_loss(vae: FrameVAE, x: torch.Tensor, eps: torch.Tensor, beta_kl: float
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Eq. 18 on images ``x [N, C, H, W]``: per-pixel mean L1 + ``beta_kl`` * per-latent-entry mean KL.
 
-    ``recon="l1+l2"`` adds the per-pixel mean squared error to the L1 term (its gradient grows with the error, so
-    a channel the decoder has not learned yet still pulls; see ``StageConfig.recon_loss``).
-
     ``eps`` (``[N, Cz, H/f, W/f]``, standard normal, drawn by the caller from its generator) gives the
-    reparameterised sample ``z = mean + exp(logvar / 2) * eps``. Returns ``(loss, reconstruction term, kl)`` (0-dim tensors).
+    reparameterised sample ``z = mean + exp(logvar / 2) * eps``. Returns ``(loss, l1, kl)`` (0-dim tensors).
     """
     mean, logvar = vae.encode(x)
     if eps.shape != mean.shape:
         raise ValueError(f"vae_loss: eps has shape {tuple(eps.shape)}, latents have {tuple(mean.shape)}")
     z = mean + (0.5 * logvar).exp() * eps
-    xr = vae.decode(z)
-    rec = F.l1_loss(xr, x)
-    if recon == "l1+l2":
-        rec = rec + F.mse_loss(xr, x)
-    elif recon != "l1":
-        raise ValueError(f"vae_loss: recon must be 'l1' or 'l1+l2', got {recon!r}")
+    rec = F.l1_loss(vae.decode(z), x)
     kl = kl_to_standard_normal(mean, logvar).mean()
     return rec + beta_kl * kl, rec.detach(), kl.detach()

@@ -15,7 +15,6 @@ import yaml
 from common.nets.config import UNetConfig, VAEConfig, config_from_dict, config_to_dict
 
 STAGES = ("vae", "image", "video")
-RECON_LOSSES = ("l1", "l1+l2")
 
 
 @dataclass(frozen=True)
@@ -45,8 +44,6 @@ class StageConfig:
     checkpoint_every: steps between resumable checkpoints (the last step is always saved).
     bf16: autocast to bfloat16, honoured only on CUDA (ignored, with a printed note, on CPU).
     beta_kl: VAE stage, weight of the per-latent-entry mean KL in Eq. 18.
-    recon_loss: VAE stage, reconstruction term: ``l1`` (Eq. 18) or ``l1+l2`` (adds the per-pixel mean squared
-        error; used for complex MRI frames, where pure L1 let one of the (real, imag) channels collapse to 0).
     p_mean / p_std: diffusion stages, log-normal noise-level distribution ``ln sigma ~ N(p_mean, p_std^2)`` (EDM).
     latent: diffusion stages with a VAE: ``mean`` of the encoder or a reparameterised ``sample`` (Eq. 19).
     p_joint: video stage, probability that a step uses real videos (else pseudo-videos of random images).
@@ -64,7 +61,6 @@ class StageConfig:
     seed: int = 0
     bf16: bool = False
     beta_kl: float = 0.06
-    recon_loss: str = "l1"
     p_mean: float = -1.2
     p_std: float = 1.2
     latent: str = "mean"
@@ -75,8 +71,6 @@ class StageConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"StageConfig.{name} must be a positive integer, got {v!r}")
-        if self.recon_loss not in RECON_LOSSES:
-            raise ValueError(f"StageConfig.recon_loss must be one of {RECON_LOSSES}, got {self.recon_loss!r}")
         if self.latent not in ("mean", "sample"):
             raise ValueError(f"StageConfig.latent must be 'mean' or 'sample', got {self.latent!r}")
         if not 0.0 <= self.p_joint <= 1.0 or not 0.0 <= self.ema_decay < 1.0:

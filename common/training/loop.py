@@ -256,7 +256,7 @@ def train_stage(stage: str, cfg: PriorConfig, out_dir: str | Path, *, resume: bo
         shared.set_state(parts["rng"]["shared"])
         start = int(meta["step"])
 
-    objective = VAEObjective(model, sc.beta_kl, sc.recon_loss) if stage == "vae" else DiffusionObjective(model)
+    objective = VAEObjective(model, sc.beta_kl) if stage == "vae" else DiffusionObjective(model)
     runner: nn.Module = objective
     if info.enabled:
         runner = nn.parallel.DistributedDataParallel(
@@ -300,7 +300,7 @@ def train_stage(stage: str, cfg: PriorConfig, out_dir: str | Path, *, resume: bo
             row = {"step": done, "loss": float(logged[0]), "grad_norm": float(grad_norm),
                    "time_s": round(time.perf_counter() - t0, 3)}
             if stage == "vae":
-                row.update(rec=float(logged[1]), kl=float(logged[2]))
+                row.update(l1=float(logged[1]), kl=float(logged[2]))
             if stage == "video":
                 row["real_video"] = bool(inputs[3])
             with open(log_path, "a") as fh:

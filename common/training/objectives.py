@@ -19,14 +19,13 @@ from common.nets.vae import FrameVAE, vae_loss
 class VAEObjective(nn.Module):
     """``forward(x [N, C, H, W], eps [N, Cz, h, w]) -> (loss, l1, kl)``."""
 
-    def __init__(self, vae: FrameVAE, beta_kl: float, recon: str = "l1") -> None:
+    def __init__(self, vae: FrameVAE, beta_kl: float) -> None:
         super().__init__()
         self.model = vae
         self.beta_kl = float(beta_kl)
-        self.recon = recon
 
     def forward(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return vae_loss(self.model, x, eps, self.beta_kl, self.recon)
+        return vae_loss(self.model, x, eps, self.beta_kl)
 
 
 class DiffusionObjective(nn.Module):
