@@ -51,14 +51,14 @@ DEFAULT_FOV_UAS = 128.0
 
 
 def sampler_presets(setting: str) -> dict[str, DAPSConfig]:
-    """DAPS settings: ``paper`` = Table 3 (25 x (20 ODE + 60 MCMC), read from ``configs/daps_blackhole.yaml`` only
-    when asked for); ``default`` = 3 x (3 ODE + 4 MCMC) with step size 1.5e-4, sized for <= 5 minutes for three
-    methods and 2 samples on a 2-core CPU (the decoder pass over 64 frames of 64 x 64 pixels, about 2 s forward +
-    backward on one core, dominates each MCMC step); ``quick`` = 1 x (2 + 1) for tests. All share the Table 3
-    decay, Langevin kernel, prior term and gradient clamp (1/tau^2). The default's step size is 12.5x the paper's
-    1.2e-5 because it makes 12 MCMC steps instead of 1500: on the demo case, 3 x (3 + 10) at 1.2e-5 left chi~2
-    (cp, logca) at (1237, 621), at 1e-4 at (152, 97), at 1e-3 at (360, 464) with PSNR falling from 27 to 18 dB
-    (benchmarks/RESULTS.md, issue 6)."""
+    """DAPS settings: ``paper`` = Table 3 (25 x (20 ODE + 60 MCMC), read from
+    ``common/sampling/presets/daps_blackhole.yaml`` only when asked for); ``default`` = 3 x (3 ODE + 4 MCMC) with
+    step size 1.5e-4, sized for <= 5 minutes for three methods and 2 samples on a 2-core CPU (the decoder pass over
+    64 frames of 64 x 64 pixels, about 2 s forward + backward on one core, dominates each MCMC step); ``quick`` =
+    1 x (2 + 1) for tests. All share the Table 3 decay, Langevin kernel, prior term and gradient clamp (1/tau^2).
+    The default's step size is 12.5x the paper's 1.2e-5 because it makes 12 MCMC steps instead of 1500: on the demo
+    case, 3 x (3 + 10) at 1.2e-5 left chi~2 (cp, logca) at (1237, 621), at 1e-4 at (152, 97), at 1e-3 at (360, 464)
+    with PSNR falling from 27 to 18 dB (benchmarks/RESULTS.md, issue 6)."""
     base = DAPSConfig(annealing_steps=25, ode_steps=20, mcmc_steps=60, lr=1.2e-5, lr_min_ratio=0.015, momentum=0.0,
                       prior_term="exact", prior_sigma=0.01, grad_clamp=1.0 / REFERENCE_TAU**2)
     presets = {"default": dataclasses.replace(base, annealing_steps=3, ode_steps=3, mcmc_steps=4, lr=1.5e-4),

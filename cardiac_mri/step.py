@@ -48,7 +48,8 @@ DEFAULT_SAMPLES = {"quick": 2, "default": 3, "paper": 5}
 
 
 def sampler_presets(setting: str) -> dict[str, DAPSConfig]:
-    """DAPS settings: ``paper`` = Table 3 (20 x (20 ODE + 53 HMC), ``configs/daps_mri.yaml``, read when asked for);
+    """DAPS settings: ``paper`` = Table 3 (20 x (20 ODE + 53 HMC), ``common/sampling/presets/daps_mri.yaml``, read
+    when asked for);
     ``default`` = 4 x (3 + 4) with 3 samples, for <= 5 minutes for three methods on a 2-core CPU;
     ``quick`` = 1 x (2 + 1)."""
     base = DAPSConfig(annealing_steps=20, ode_steps=20, mcmc_steps=53, lr=1.2e-3, lr_min_ratio=0.011, momentum=0.83,

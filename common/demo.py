@@ -37,7 +37,7 @@ from common.nets.unet import VideoUNet
 from common.nets.vae import FrameVAE
 from common.posterior import MethodPosterior, find_modes, posterior_dataset, uq_report, variable_name, write_netcdf
 from common.priors import PRIOR_FILES
-from common.sampling import DAPSConfig, daps_sample, image_mode
+from common.sampling import PRESETS, DAPSConfig, daps_sample, image_mode
 
 METHODS = ("STeP", "IDM+BCS", "IDM")
 PRIOR_KEYS = tuple(PRIOR_FILES)  # ("vae", "image", "video")
@@ -294,14 +294,11 @@ def parse_methods(text: str) -> tuple[str, ...]:
     return methods
 
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-
-
 def paper_preset(filename: str) -> DAPSConfig:
-    """The paper's Table 3 DAPS preset ``configs/<filename>`` (source tree; a non-editable install lacks it)."""
-    path = CONFIGS / filename
+    """The paper's Table 3 DAPS preset ``common/sampling/presets/<filename>`` (package data)."""
+    path = PRESETS / filename
     if not path.is_file():
-        raise DemoError(f"--quality paper needs the Table 3 preset {path} (shipped in the source tree's configs/)")
+        raise DemoError(f"--quality paper needs the Table 3 preset {path}, which is missing from this installation")
     return DAPSConfig.from_yaml(path)
 
 

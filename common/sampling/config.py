@@ -1,10 +1,10 @@
 """DAPS sampler settings: a frozen dataclass mirroring the keyword arguments of :func:`daps_sample`, loaded from YAML.
 
-The presets in ``configs/daps_blackhole.yaml`` and ``configs/daps_mri.yaml`` reproduce STeP Table 3 (paper App. A)
-and the reference settings of ``shared/FACTS.md`` s.1. A preset file is a YAML mapping whose keys are the fields of
-:class:`DAPSConfig`, plus one optional informational section ``likelihood:`` (e.g. the temperature ``tau`` that the
-caller's likelihood must use with this preset). The sampler itself never reads that section: temperature belongs to
-the likelihood (see :func:`load_daps_preset`).
+The presets ``PRESETS / "daps_blackhole.yaml"`` and ``PRESETS / "daps_mri.yaml"`` (``common/sampling/presets/``,
+package data) reproduce STeP Table 3 (paper App. A) and the reference settings of ``shared/FACTS.md`` s.1. A preset
+file is a YAML mapping whose keys are the fields of :class:`DAPSConfig`, plus one optional informational section
+``likelihood:`` (e.g. the temperature ``tau`` that the caller's likelihood must use with this preset). The sampler
+itself never reads that section: temperature belongs to the likelihood (see :func:`load_daps_preset`).
 """
 
 from __future__ import annotations

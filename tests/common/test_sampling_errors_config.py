@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from common.sampling import DAPSConfig, SamplingError, SamplingEvent, TraceRecorder, daps_sample, load_daps_preset
+from common.sampling import (
+    PRESETS,
+    DAPSConfig,
+    SamplingError,
+    SamplingEvent,
+    TraceRecorder,
+    daps_sample,
+    load_daps_preset,
+)
 from common.schedules import annealing_sigmas
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -110,11 +118,11 @@ def test_bad_arguments() -> None:
 # ---- config and presets ---------------------------------------------------------------------------------------------
 
 def test_presets_load_with_paper_values() -> None:
-    bh, lik = load_daps_preset(ROOT / "configs" / "daps_blackhole.yaml")
+    bh, lik = load_daps_preset(PRESETS / "daps_blackhole.yaml")
     assert (bh.annealing_steps, bh.sigma_max, bh.sigma_min, bh.mcmc_steps, bh.ode_steps) == (25, 100.0, 0.01, 60, 20)
     assert (bh.lr, bh.lr_min_ratio, bh.momentum, bh.kernel) == (1.2e-5, 0.015, 0.0, "langevin")
     assert lik["tau"] == 0.021 and bh.grad_clamp == pytest.approx(1 / 0.021**2)
-    mri = DAPSConfig.from_yaml(ROOT / "configs" / "daps_mri.yaml")
+    mri = DAPSConfig.from_yaml(PRESETS / "daps_mri.yaml")
     assert (mri.annealing_steps, mri.mcmc_steps, mri.lr, mri.lr_min_ratio, mri.momentum) == (20, 53, 1.2e-3, 0.011,
                                                                                             0.83)
     assert mri.kernel == "hmc" and mri.grad_clamp == pytest.approx(1 / 0.10**2)
