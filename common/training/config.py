@@ -47,6 +47,8 @@ class StageConfig:
     p_mean / p_std: diffusion stages, log-normal noise-level distribution ``ln sigma ~ N(p_mean, p_std^2)`` (EDM).
     latent: diffusion stages with a VAE: ``mean`` of the encoder or a reparameterised ``sample`` (Eq. 19).
     p_joint: video stage, probability that a step uses real videos (else pseudo-videos of random images).
+    alpha_lr_scale: video stage, learning-rate multiplier of the Eq. 3 blend factors ``alpha`` (they start at 0;
+        at the UNet's learning rate a short CPU fine-tune left them at ~0.003, i.e. the video prior ~ the image prior).
     """
 
     steps: int = 1000
@@ -65,6 +67,7 @@ class StageConfig:
     p_std: float = 1.2
     latent: str = "mean"
     p_joint: float = 0.8
+    alpha_lr_scale: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
@@ -73,6 +76,8 @@ class StageConfig:
                 raise ValueError(f"StageConfig.{name} must be a positive integer, got {v!r}")
         if self.latent not in ("mean", "sample"):
             raise ValueError(f"StageConfig.latent must be 'mean' or 'sample', got {self.latent!r}")
+        if not self.alpha_lr_scale > 0:
+            raise ValueError(f"StageConfig.alpha_lr_scale must be > 0, got {self.alpha_lr_scale!r}")
         if not 0.0 <= self.p_joint <= 1.0 or not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"StageConfig: need 0 <= p_joint <= 1 and 0 <= ema_decay < 1, got {self.p_joint}, "
                              f"{self.ema_decay}")

@@ -129,6 +129,15 @@ class _Batcher:
         return self.cfg.data.clip_frames or int(self.videos[0].shape[0])
 
 
+def _param_groups(model: nn.Module, sc) -> list[dict]:
+    """One optimiser group, or two when ``sc.alpha_lr_scale != 1``: the Eq. 3 blend factors at ``lr * scale``."""
+    if sc.alpha_lr_scale == 1.0:
+        return [{"params": list(model.parameters())}]
+    alphas = [p for n, p in model.named_parameters() if n.endswith(".alpha")]
+    rest = [p for n, p in model.named_parameters() if not n.endswith(".alpha")]
+    return [{"params": rest}, {"params": alphas, "lr": sc.lr * sc.alpha_lr_scale}]
+
+
 def _build(stage: str, cfg: PriorConfig, init_path: Path | None) -> nn.Module:
     if stage == "vae":
         if cfg.vae is None:
@@ -234,7 +243,7 @@ def train_stage(stage: str, cfg: PriorConfig, out_dir: str | Path, *, resume: bo
         model = _build(stage, cfg, Path(init_path) if init_path else None)
     model.to(info.device).train()
     ema = EMA(model, sc.ema_decay)
-    opt = torch.optim.AdamW(model.parameters(), lr=sc.lr, betas=tuple(sc.betas), weight_decay=sc.weight_decay)
+    opt = torch.optim.AdamW(_param_groups(model, sc), lr=sc.lr, betas=tuple(sc.betas), weight_decay=sc.weight_decay)
     g = torch.Generator().manual_seed(sc.seed + 1000 * info.rank)
     shared = torch.Generator().manual_seed(sc.seed + 7919)
     start = 0

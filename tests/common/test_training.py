@@ -16,6 +16,7 @@ from common.nets.temporal import TemporalBlend
 from common.training.cli import register_sample_prior, register_train
 from common.training.config import DataConfig, PriorConfig, StageConfig
 from common.training.loop import train_stage
+from tests.common.test_nets import randomise
 
 TINY_UNET = UNetConfig(in_channels=1, image_size=8, channels=(8, 16), attn_levels=(1,), temporal_attn_levels=(1,),
                        num_heads=2)
@@ -183,3 +184,25 @@ def test_non_finite_loss_stops_the_run_loudly(tmp_path):
     with pytest.raises(FloatingPointError, match="non-finite loss .* at step 1"):
         train_stage("image", cfg, tmp_path, frames=Frames(x), progress=False)
     assert not (tmp_path / "state.safetensors").exists()
+
+
+def test_alpha_lr_scale_speeds_up_the_blend_factors_only(tmp_path):
+    """With ``alpha_lr_scale`` the Eq. 3 blend factors move ``scale`` times faster than at the UNet's rate (Adam's
+    first step moves every parameter by about its learning rate), the other parameters as before."""
+    videos = Frames(torch.from_numpy(moving_blob_videos(n=4, t=4, hw=8)))
+    init = tmp_path / "image.safetensors"
+    image = VideoUNet(UNetConfig(**{**TINY_UNET.__dict__, "temporal": False}))
+    randomise(image, 0)  # a "trained" image prior: a fresh UNet's zero output layer passes no gradient back
+    checkpoints.save(image, init)
+    moved = {}
+    for scale in (1.0, 50.0):
+        sc = StageConfig(steps=1, batch_size=2, lr=1e-4, ema_decay=0.0, p_joint=1.0, alpha_lr_scale=scale)
+        out = tmp_path / f"s{scale}"
+        train_stage("video", PriorConfig(data=DataConfig(), unet=TINY_UNET, train_video=sc), out, videos=videos,
+                    init_path=init, progress=False)
+        net = checkpoints.load(out / "ema.safetensors")
+        moved[scale] = max(abs(float(m.alpha)) for m in net.modules() if isinstance(m, TemporalBlend))
+    assert moved[1.0] == pytest.approx(1e-4, rel=0.05)
+    assert moved[50.0] == pytest.approx(5e-3, rel=0.05)
+    with pytest.raises(ValueError, match="alpha_lr_scale"):
+        StageConfig(alpha_lr_scale=0.0)
