@@ -3,14 +3,17 @@
 For each of ``--cases`` held-out cases of a domain (the demo's case and the following indices, never seen in
 training), simulate the measurements exactly as the demo does, draw ``--samples`` posterior samples per method with
 the shipped priors and the demo's ``default`` DAPS preset (same seeds for every method), score every sample
-against the truth, and store the per-sample numbers in ``OUT/case_<index>.json`` (written atomically; cases already
-there are skipped, so an interrupted run resumes; ``case_<index>.lock`` marks a case a worker is on, so several
-workers can share the folder). ``summarize`` reduces them as in the paper:
+against the truth, and store the per-sample numbers in ``OUT/<method>/case_<index>.json`` (written atomically;
+results already there are skipped, so an interrupted run resumes; ``case_<index>.lock`` marks one a worker is on,
+so several workers can share the folder). ``summarize`` reduces them as in the paper:
 
 * black hole (Table 1): per case, the sample with the lowest mean chi~2 ((chi2_cp + chi2_logca) / 2) of the
   ``--samples`` (5 in the paper); then mean and std over cases;
 * MRI (Table 6): per case, the mean over samples; then mean and std over cases. The CG-SENSE baseline (10
-  iterations, ``cardiac_mri.baselines.sense_cg``) is added as a reference row.
+  iterations, ``cardiac_mri.baselines.sense_cg``; ``--methods ...,CG-SENSE``) is a reference row.
+
+Being stored per method and case, a method can be rerun alone, e.g. after retraining the video prior
+(``--methods STeP``).
 
 Usage (two workers side by side on a 2-core machine, one torch thread each, then the table)::
 
@@ -68,23 +71,27 @@ def mri_case(case: int, setting: str = "default"):
     return task, priors, sampler_presets(setting)[setting], cg
 
 
-def run_case(domain: str, case: int, samples: int, seed: int, setting: str = "default") -> dict:
-    """Per-sample metrics of every method on one case: ``{method: {metric: [samples]}, "_seconds": {...}}``."""
+def run_case(domain: str, case: int, method: str, samples: int, seed: int, setting: str = "default") -> dict:
+    """Per-sample metrics of one method on one case: ``{"metrics": {metric: [samples]}, "seconds": ...}``; the
+    MRI CG-SENSE reference (``method="CG-SENSE"``) has one "sample"."""
     task, priors, cfg, reference = (blackhole_case if domain == "blackhole" else mri_case)(case, setting)
     truth01 = task.metric_images(task.truth[None])[0]
-    row: dict = {"case": case, "samples": samples, "seed": seed, "setting": setting, "daps_config": cfg.to_dict(),
-                 "_seconds": {}}
-    for method in METHODS:
-        t0 = time.perf_counter()
+    row: dict = {"case": case, "method": method, "samples": samples, "seed": seed, "setting": setting,
+                 "daps_config": cfg.to_dict(), "priors": priors.paths}
+    t0 = time.perf_counter()
+    if method == "CG-SENSE":
+        scores = truth_metrics(task.metric_images(reference[None]), truth01)
+    else:
         x = sample_method(task, priors, method, cfg, samples, seed)
-        row["_seconds"][method] = round(time.perf_counter() - t0, 2)
         scores = truth_metrics(task.metric_images(task.to_physical(x)), truth01)
         scores.update(task.data_fit(x))
-        row[method] = {k: np.asarray(v, dtype=np.float64).tolist() for k, v in scores.items()}
-    if reference is not None:  # MRI: CG-SENSE reference row
-        scores = truth_metrics(task.metric_images(reference[None]), truth01)
-        row["CG-SENSE"] = {k: np.asarray(v, dtype=np.float64).tolist() for k, v in scores.items()}
+    row["seconds"] = round(time.perf_counter() - t0, 2)
+    row["metrics"] = {k: np.asarray(v, dtype=np.float64).tolist() for k, v in scores.items()}
     return row
+
+
+def result_path(out: Path, method: str, case: int) -> Path:
+    return out / method.replace("+", "_") / f"case_{case}.json"
 
 
 def case_indices(domain: str, n: int) -> list[int]:
@@ -100,9 +107,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     k, n = (int(v) for v in args.shard.split("/"))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    todo = case_indices(args.domain, args.cases)[k::n]
-    for i, case in enumerate(todo):
-        path = out / f"case_{case}.json"
+    methods = [m.strip() for m in args.methods.split(",")]
+    known = (*METHODS, "CG-SENSE") if args.domain == "mri" else METHODS
+    if any(m not in known for m in methods):
+        raise SystemExit(f"--methods {args.methods!r}: expected a comma-separated subset of {','.join(known)}")
+    todo = [(c, m) for c in case_indices(args.domain, args.cases)[k::n] for m in methods]
+    for i, (case, method) in enumerate(todo):
+        path = result_path(out, method, case)
+        path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists():
             print(f"[{i + 1}/{len(todo)}] case {case}: done already ({path})", file=sys.stderr)
             continue
@@ -114,18 +126,18 @@ def cmd_run(args: argparse.Namespace) -> int:
             continue
         t0 = time.perf_counter()
         try:
-            row = run_case(args.domain, case, args.samples, args.seed, "quick" if args.quick else "default")
+            row = run_case(args.domain, case, method, args.samples, args.seed, "quick" if args.quick else "default")
             atomic_write_text(path, json.dumps(row, indent=1))
         finally:
             lock.unlink()
-        print(f"[{i + 1}/{len(todo)}] case {case}: {time.perf_counter() - t0:.0f} s -> {path}", file=sys.stderr,
-              flush=True)
+        print(f"[{i + 1}/{len(todo)}] case {case} {method}: {time.perf_counter() - t0:.0f} s -> {path}",
+              file=sys.stderr, flush=True)
     return 0
 
 
-def reduce_case(domain: str, row: dict, method: str) -> dict[str, float]:
+def reduce_case(domain: str, row: dict) -> dict[str, float]:
     """One number per metric for a case: best sample by mean chi~2 (black hole, Table 1) or sample mean (MRI)."""
-    m = {k: np.asarray(v, dtype=np.float64) for k, v in row[method].items()}
+    m = {k: np.asarray(v, dtype=np.float64) for k, v in row["metrics"].items()}
     if domain == "blackhole" and "chi2_cp" in m:
         best = int(np.argmin(0.5 * (m["chi2_cp"] + m["chi2_logca"])))
         return {k: float(v[best]) for k, v in m.items()}
@@ -133,27 +145,31 @@ def reduce_case(domain: str, row: dict, method: str) -> dict[str, float]:
 
 
 def summarize(domain: str, out: Path) -> tuple[str, dict]:
-    rows = [json.loads(p.read_text()) for p in sorted(out.glob("case_*.json"))]
+    """Markdown table (mean +- std over the cases every listed method has) and ``{method: {metric: (mean, std)}}``."""
+    rows: dict[str, dict[int, dict]] = {}
+    for m in (*METHODS, "CG-SENSE"):
+        for p in sorted(result_path(out, m, 0).parent.glob("case_*.json")):
+            r = json.loads(p.read_text())
+            rows.setdefault(m, {})[r["case"]] = r
     if not rows:
-        raise SystemExit(f"summarize: no case_*.json in {out}; run `quality_table.py run {domain}` first")
-    methods = [m for m in (*METHODS, "CG-SENSE") if m in rows[0]]
+        raise SystemExit(f"summarize: no results in {out}; run `quality_table.py run {domain} --out {out}` first")
+    cases = sorted(set.intersection(*(set(v) for v in rows.values())))
+    if not cases:
+        raise SystemExit(f"summarize: no case in {out} has results for every method")
     cols = [*IMAGE_METRICS, *FIT[domain]]
     table: dict = {}
-    for m in methods:
-        per_case = [reduce_case(domain, r, m) for r in rows]
+    for m, by_case in rows.items():
+        per_case = [reduce_case(domain, by_case[c]) for c in cases]
         table[m] = {c: (float(np.mean([p[c] for p in per_case])), float(np.std([p[c] for p in per_case])))
                     for c in cols if c in per_case[0]}
-    secs = {m: float(np.mean([r["_seconds"][m] for r in rows])) for m in METHODS}
-    sel = "best of {} samples by mean chi~2".format(rows[0]["samples"]) if domain == "blackhole" else \
-        "mean over {} samples".format(rows[0]["samples"])
-    head = "| method | " + " | ".join(cols) + " |"
-    lines = [f"{domain}: {len(rows)} held-out cases (indices {rows[0]['case']}..{rows[-1]['case']}), {sel}; "
-             "mean +- std over cases", "", head, "|" + "---|" * (len(cols) + 1)]
-    for m in methods:
+        table[m]["seconds"] = (float(np.mean([by_case[c]["seconds"] for c in cases])), 0.0)
+    n = rows["STeP"][cases[0]]["samples"] if "STeP" in rows else next(iter(rows.values()))[cases[0]]["samples"]
+    sel = f"best of {n} samples by mean chi~2" if domain == "blackhole" else f"mean over {n} samples"
+    lines = [f"{domain}: {len(cases)} held-out cases ({cases[0]}..{cases[-1]}), {sel}; mean +- std over cases", "",
+             "| method | " + " | ".join(cols) + " | s / case |", "|" + "---|" * (len(cols) + 2)]
+    for m in rows:
         cells = [f"{table[m][c][0]:.3f} +- {table[m][c][1]:.3f}" if c in table[m] else "-" for c in cols]
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    lines.append("")
-    lines.append("mean sampling time per case and method (s): " + ", ".join(f"{m} {s:.0f}" for m, s in secs.items()))
+        lines.append(f"| {m} | " + " | ".join(cells) + f" | {table[m]['seconds'][0]:.0f} |")
     return "\n".join(lines), table
 
 
@@ -171,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("domain", choices=("blackhole", "mri"))
     r.add_argument("--cases", type=int, default=10)
     r.add_argument("--samples", type=int, default=5)
+    r.add_argument("--methods", default=",".join(METHODS), help="comma-separated; MRI also CG-SENSE")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--shard", default="0/1", help="K/N: this process does cases K, K+N, ...")
     r.add_argument("--threads", type=int, default=1)
