@@ -56,8 +56,12 @@ def test_vae_reconstructs_held_out_videos(priors, held_out_videos):
     with torch.no_grad():
         rec = priors["vae"](x)
     rel = float((rec - x).norm() / x.norm())
-    # measured 0.603 with the shipped float16 weights (PROVENANCE.md); an untrained VAE gives ~1
-    assert rel < 0.75, f"relative VAE reconstruction error {rel:.3f}"
+    # measured 0.078 with the shipped float16 weights (PROVENANCE.md); an untrained VAE gives ~1
+    assert rel < 0.15, f"relative VAE reconstruction error {rel:.3f}"
+    # both parts of the complex image come back (a first VAE reconstructed the real part and returned ~0 for the
+    # imaginary part: per-channel errors 0.08 and 1.0)
+    per_channel = [float((rec[:, c] - x[:, c]).norm() / x[:, c].norm()) for c in range(2)]
+    assert max(per_channel) < 0.2, f"relative error per channel (real, imag): {per_channel}"
 
 
 @pytest.mark.parametrize("key", ["image", "video"])
@@ -67,7 +71,10 @@ def test_unets_denoise_better_than_identity(priors, held_out_videos, key):
         noise = torch.randn(z0.shape, generator=torch.Generator().manual_seed(0))
         den = priors[key](z0 + 0.5 * noise, torch.full((2,), 0.5), video=key == "video")
     mse, identity = float(((den - z0) ** 2).mean()), float(((0.5 * noise) ** 2).mean())
-    assert np.isfinite(mse) and mse < 0.5 * identity, f"{key}: denoised MSE {mse:.4f} vs identity {identity:.4f}"
+    # measured 0.50 (image) and 0.38 (video) x identity with the shipped priors; an untrained UNet does no better
+    # than identity (the latents carry both parts of the complex image, so they are harder to denoise than the
+    # first VAE's, which kept only the real part)
+    assert np.isfinite(mse) and mse < 0.6 * identity, f"{key}: denoised MSE {mse:.4f} vs identity {identity:.4f}"
 
 
 def test_video_prior_denoises_videos_better_than_the_image_prior(priors, held_out_videos):
