@@ -11,8 +11,6 @@ Writes are atomic (temporary file in the same folder, then ``os.replace``).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
 from common._version import __version__
+from common.io import atomic_path
 from common.nets.config import UNetConfig, VAEConfig, config_from_dict, config_to_dict
 from common.nets.unet import VideoUNet
 from common.nets.vae import FrameVAE
@@ -42,15 +41,8 @@ def atomic_save_tensors(tensors: dict[str, torch.Tensor], path: str | Path, meta
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(cpu, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_path(path, suffix=".tmp") as tmp:
+        save_file(cpu, str(tmp), metadata=metadata)
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
