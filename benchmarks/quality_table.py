@@ -168,7 +168,7 @@ def summarize(domain: str, out: Path) -> tuple[str, dict]:
     lines = [f"{domain}: {len(cases)} held-out cases ({cases[0]}..{cases[-1]}), {sel}; mean +- std over cases", "",
              "| method | " + " | ".join(cols) + " | s / case |", "|" + "---|" * (len(cols) + 2)]
     for m in rows:
-        cells = [f"{table[m][c][0]:.3f} +- {table[m][c][1]:.3f}" if c in table[m] else "-" for c in cols]
+        cells = [f"{table[m][c][0]:.4g} +- {table[m][c][1]:.2g}" if c in table[m] else "-" for c in cols]
         lines.append(f"| {m} | " + " | ".join(cells) + f" | {table[m]['seconds'][0]:.0f} |")
     return "\n".join(lines), table
 
