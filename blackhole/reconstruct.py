@@ -40,9 +40,7 @@ from common.demo import (
     parse_methods,
     resolve_prior_paths,
     run_cli,
-    run_task,
-    sampler_config,
-    write_outputs,
+    sample_and_write,
 )
 from common.posterior import MethodPosterior, variable_name
 from common.sampling import DAPSConfig
@@ -139,16 +137,8 @@ def load_bh_priors(args: argparse.Namespace) -> Priors:
 
 def run_reconstruction(args: argparse.Namespace, priors: Priors, task: ReconTask, extra_attrs: dict) -> int:
     """Shared tail of ``demo`` and ``reconstruct``: sampling, outputs, table."""
-    methods = parse_methods(args.methods)
-    key = "quick" if args.quick else args.quality
-    cfg = sampler_config(args, sampler_presets(key))
-    n = args.samples if args.samples is not None else DEFAULT_SAMPLES[key]
-    if n < 1:
-        raise DemoError(f"--samples must be >= 1, got {n}")
-    posts, metrics = run_task(task, priors, methods, cfg, n, args.seed, args.modes)
-    attrs = {**extra_attrs, "daps_config": cfg.to_dict(), "setting": key, "seed": args.seed, "samples": n,
-             "seeds": f"sample k of every method: DAPS seed {args.seed} + k", "priors": priors.paths}
-    write_outputs(Path(args.out), task, posts, metrics, attrs)
+    metrics = sample_and_write(args, task, priors, Path(args.out), extra_attrs, sampler_presets, DEFAULT_SAMPLES,
+                               parse_methods(args.methods))
     print(format_table(metrics))
     print(f"wrote {args.out}")
     return 0

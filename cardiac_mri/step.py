@@ -36,10 +36,8 @@ from common.demo import (
     paper_preset,
     parse_methods,
     resolve_prior_paths,
-    run_task,
-    sampler_config,
-    write_outputs,
 )
+from common.demo import sample_and_write as common_sample_and_write
 from common.posterior import MethodPosterior, variable_name
 from common.sampling import DAPSConfig
 
@@ -157,16 +155,7 @@ def prior_image_size(priors) -> int:
 def sample_and_write(args: argparse.Namespace, task: ReconTask, priors, out: Path, attrs: dict) -> dict:
     """Sample the methods of ``args`` for ``task``, write the outputs to ``out``; returns the metrics."""
     methods = parse_methods(args.methods) if hasattr(args, "methods") else ("STeP",)
-    key = "quick" if args.quick else args.quality
-    cfg = sampler_config(args, sampler_presets(key))
-    n = args.samples if args.samples is not None else DEFAULT_SAMPLES[key]
-    if n < 1:
-        raise DemoError(f"--samples must be >= 1, got {n}")
-    posts, metrics = run_task(task, priors, methods, cfg, n, args.seed, args.modes)
-    all_attrs = {**attrs, "daps_config": cfg.to_dict(), "setting": key, "seed": args.seed, "samples": n,
-                 "seeds": f"sample k of every method: DAPS seed {args.seed} + k", "priors": priors.paths}
-    write_outputs(out, task, posts, metrics, all_attrs)
-    return metrics
+    return common_sample_and_write(args, task, priors, out, attrs, sampler_presets, DEFAULT_SAMPLES, methods)
 
 
 def load_mri_priors(args: argparse.Namespace):

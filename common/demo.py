@@ -214,6 +214,25 @@ def run_task(task: ReconTask, priors: Priors, methods: tuple[str, ...], config: 
     return posts, metrics
 
 
+def sample_and_write(args: argparse.Namespace, task: ReconTask, priors: Priors, out: Path, attrs: dict,
+                     presets: Callable[[str], dict[str, DAPSConfig]], default_samples: dict[str, int],
+                     methods: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """Shared tail of every demo and reconstruction: the DAPS setting of ``--quick``/``--quality`` from
+    ``presets(setting)``, ``--samples`` (default ``default_samples[setting]``), sampling of ``methods``
+    (:func:`run_task`) and :func:`write_outputs` into ``out``, with the settings and seeds in the attributes.
+    Returns the metrics."""
+    key = "quick" if args.quick else args.quality
+    cfg = sampler_config(args, presets(key))
+    n = args.samples if args.samples is not None else default_samples[key]
+    if n < 1:
+        raise DemoError(f"--samples must be >= 1, got {n}")
+    posts, metrics = run_task(task, priors, methods, cfg, n, args.seed, args.modes)
+    all_attrs = {**attrs, "daps_config": cfg.to_dict(), "setting": key, "seed": args.seed, "samples": n,
+                 "seeds": f"sample k of every method: DAPS seed {args.seed} + k", "priors": priors.paths}
+    write_outputs(Path(out), task, posts, metrics, all_attrs)
+    return metrics
+
+
 def format_table(metrics: dict[str, dict[str, float]]) -> str:
     """Plain-text table: one row per method, one column per metric (mean over samples)."""
     cols = list(dict.fromkeys(k for row in metrics.values() for k in row))
