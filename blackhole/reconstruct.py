@@ -35,10 +35,9 @@ from common.demo import (
     ReconTask,
     add_arguments,
     format_table,
-    load_priors,
     paper_preset,
     parse_methods,
-    resolve_prior_paths,
+    priors_from_args,
     run_cli,
     sample_and_write,
 )
@@ -126,13 +125,7 @@ def blackhole_task(data: ClosureData, npix: int, fov_uas: float = DEFAULT_FOV_UA
 
 def load_bh_priors(args: argparse.Namespace) -> Priors:
     """The priors named by ``--prior/--vae/--image/--video`` (default: shipped), checked for 1-channel frames."""
-    paths = resolve_prior_paths(args.prior, {"vae": args.vae, "image": args.image, "video": args.video},
-                                default_prior_paths)
-    priors = load_priors(paths, map_location=args.device)
-    if priors.vae.config.in_channels != 1:
-        raise DemoError(f"prior {paths['vae']}: the VAE takes {priors.vae.config.in_channels} channels, a black-hole "
-                        "prior takes 1 (Stokes I)")
-    return priors
+    return priors_from_args(args, default_prior_paths, 1, "a black-hole prior takes 1 (Stokes I)")
 
 
 def run_reconstruction(args: argparse.Namespace, priors: Priors, task: ReconTask, extra_attrs: dict) -> int:

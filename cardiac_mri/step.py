@@ -32,10 +32,9 @@ from cardiac_mri.sense import SenseOperator, channels_to_complex, fft2c, ifft2c
 from common.demo import (
     DemoError,
     ReconTask,
-    load_priors,
     paper_preset,
     parse_methods,
-    resolve_prior_paths,
+    priors_from_args,
 )
 from common.demo import sample_and_write as common_sample_and_write
 from common.posterior import MethodPosterior, variable_name
@@ -159,13 +158,8 @@ def sample_and_write(args: argparse.Namespace, task: ReconTask, priors, out: Pat
 
 
 def load_mri_priors(args: argparse.Namespace):
-    paths = resolve_prior_paths(args.prior, {"vae": args.vae, "image": args.image, "video": args.video},
-                                default_prior_paths)
-    priors = load_priors(paths, map_location=args.device)
-    if priors.vae.config.in_channels != 2:
-        raise DemoError(f"prior {paths['vae']}: the VAE takes {priors.vae.config.in_channels} channels, an MRI prior "
-                        "takes 2 (real, imag)")
-    return priors
+    """The priors named by ``--prior/--vae/--image/--video`` (default: shipped), checked for (real, imag) frames."""
+    return priors_from_args(args, default_prior_paths, 2, "an MRI prior takes 2 (real, imag)")
 
 
 def reconstruct_file(args: argparse.Namespace, kspace: np.ndarray, mask: torch.Tensor, out: Path, name: str) -> int:

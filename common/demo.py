@@ -114,6 +114,17 @@ def load_priors(paths: dict[str, Path], map_location: str | torch.device = "cpu"
     return Priors(vae=vae, image=image, video=video, paths={k: str(v) for k, v in paths.items()})
 
 
+def priors_from_args(args: argparse.Namespace, default: Callable[[], dict], channels: int, domain: str) -> Priors:
+    """The priors named by ``--prior/--vae/--image/--video`` (default: ``default()``, the shipped ones), checked to
+    take ``channels``-channel frames (``domain`` names the expected layout in the error, e.g. "an MRI prior takes
+    2 (real, imag)")."""
+    paths = resolve_prior_paths(args.prior, {"vae": args.vae, "image": args.image, "video": args.video}, default)
+    priors = load_priors(paths, map_location=args.device)
+    if priors.vae.config.in_channels != channels:
+        raise DemoError(f"prior {paths['vae']}: the VAE takes {priors.vae.config.in_channels} channels, {domain}")
+    return priors
+
+
 @dataclass
 class ReconTask:
     """A domain's inverse problem in the driver's terms.
