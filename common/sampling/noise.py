@@ -83,6 +83,10 @@ class PerSampleNoise:
         rows = [torch.randn(tuple(shape), generator=g, device=self.device, dtype=self.dtype) for g in self.generators]
         return torch.stack(rows, dim)
 
+    def randn_shape(self, shape: Sequence[int]) -> torch.Tensor:
+        """``[B, *shape]`` i.i.d. noise of any per-sample shape (pixel or measurement space), row k from generator k."""
+        return self._draw(shape)
+
     def randn(self, *, batch_consistent: bool = False) -> torch.Tensor:
         """``[B, T, C, H, W]`` i.i.d. noise, or batch-consistent noise (one frame per sample, expanded over T)."""
         if not batch_consistent:

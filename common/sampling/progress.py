@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from tqdm.auto import tqdm
@@ -15,7 +15,10 @@ class SamplingEvent:
     ``anneal_step`` k (0-based, of ``anneal_steps``) works at noise level ``sigma`` with step size ``lr``.
     ``mcmc_step`` j (0-based) for an MCMC update, with ``misfit`` = -mean over the batch of log p(y | x) at the state
     where that update's gradient was taken; ``mcmc_step`` is None for the end-of-annealing-step event, whose
-    ``misfit`` is evaluated at the MCMC output z0 of that step (before re-noising).
+    ``misfit`` is evaluated at the MCMC output z0 of that step (before re-noising). ``report``: the measures in the
+    user's units that the caller's ``report`` function gave for that output (end-of-step events only), e.g.
+    ``{"chi2_cp": 1.2, "chi2_logca": 1.1}`` or ``{"rel_misfit": 0.03}``; shown by the progress bar instead of
+    the raw -log-likelihood.
     """
 
     anneal_step: int
@@ -24,6 +27,7 @@ class SamplingEvent:
     sigma: float
     lr: float
     misfit: float
+    report: Mapping[str, float] | None = None
 
 
 Callback = Callable[[SamplingEvent], None]
@@ -53,7 +57,9 @@ class ProgressBar:
 
     def __call__(self, event: SamplingEvent) -> None:
         if event.mcmc_step is None:
-            self.bar.set_postfix(sigma=f"{event.sigma:.3g}", misfit=f"{event.misfit:.4g}", refresh=False)
+            shown = event.report if event.report else {"misfit": event.misfit}
+            self.bar.set_postfix(sigma=f"{event.sigma:.3g}", **{k: f"{v:.4g}" for k, v in shown.items()},
+                                 refresh=False)
             self.bar.update(1)
 
     def close(self) -> None:

@@ -50,10 +50,10 @@ class _NaNLikelihood:
 
 
 def test_nan_in_likelihood_names_the_steps() -> None:
-    # calls 0..3 are the MCMC steps of annealing step 0 (no callback -> no extra evaluations); call 6 is step 1, MCMC 2
+    # calls 0..3 are the MCMC steps of annealing step 0, call 4 its end-of-step check; call 7 is step 1, MCMC 2
     with pytest.raises(SamplingError, match=r"likelihood returned NaN/Inf at annealing step 1 .*MCMC step 2.*\[1\]") \
             as info:
-        daps_sample(_denoiser, _NaNLikelihood(6), SHAPE, CFG, generator=0)
+        daps_sample(_denoiser, _NaNLikelihood(7), SHAPE, CFG, generator=0)
     assert (info.value.anneal_step, info.value.mcmc_step, info.value.source) == (1, 2, "likelihood")
 
 
