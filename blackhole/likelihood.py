@@ -122,6 +122,18 @@ class ClosureLikelihood(nn.Module):
             chi["amp"] = (w * (amp - self.vis_amp.to(dt)) ** 2).sum(-1) / self.n_vis
         return chi
 
+    def residuals(self, x: torch.Tensor) -> torch.Tensor:
+        """Whitened closure residuals ``[B, N_cp + N_lca]`` whose squared norm is the closure part of L(x):
+        ``sqrt(w_cp) 2 sin((data - model) / 2) / sigma`` for closure phases (so that its square is ehtim's
+        ``2 (1 - cos d) / sigma^2``) and ``sqrt(w_lca) (data - model) / sigma`` for log closure amplitudes.
+        The calibrated Gaussian log-likelihood of the closures is ``-||residuals||^2 / 2`` (tau = sqrt(2))."""
+        out = self.forward_model(x)
+        dt = out.cphase.dtype
+        d_cp = self.cphase.to(dt) - out.cphase
+        d_lca = self.logcamp.to(dt) - out.logcamp
+        return torch.cat([(self.w_cp**0.5) * 2.0 * torch.sin(d_cp / 2.0) / self.cphase_sigma.to(dt),
+                          (self.w_lca**0.5) * d_lca / self.logcamp_sigma.to(dt)], dim=-1)
+
     def data_loss(self, x: torch.Tensor) -> torch.Tensor:
         """L(x) of paper Eq. 16, shape [B]."""
         out = self.forward_model(x)

@@ -48,18 +48,21 @@ DEFAULT_FOV_UAS = 128.0
 
 
 def sampler_presets(setting: str) -> dict[str, DAPSConfig]:
-    """DAPS settings: ``paper`` = Table 3 (25 x (20 ODE + 60 MCMC), read from
-    ``common/sampling/presets/daps_blackhole.yaml`` only when asked for); ``default`` = 3 x (3 ODE + 4 MCMC) with
-    step size 1.5e-4, sized for <= 5 minutes for three methods and 2 samples on a 2-core CPU (the decoder pass over
-    64 frames of 64 x 64 pixels, about 2 s forward + backward on one core, dominates each MCMC step); ``quick`` =
-    1 x (2 + 1) for tests. All share the Table 3 decay, Langevin kernel, prior term and gradient clamp (1/tau^2).
-    The default's step size is 12.5x the paper's 1.2e-5 because it makes 12 MCMC steps instead of 1500: on the demo
-    case, 3 x (3 + 10) at 1.2e-5 left chi~2 (cp, logca) at (1237, 621), at 1e-4 at (152, 97), at 1e-3 at (360, 464)
-    with PSNR falling from 27 to 18 dB (benchmarks/RESULTS.md, issue 6)."""
+    """DAPS settings: ``paper`` = Table 3 (25 x (20 ODE + 60 latent MCMC), read from
+    ``common/sampling/presets/daps_blackhole.yaml`` only when asked for; the paper's latent data step at tau =
+    0.021). ``default`` = 5 annealing x 3 ODE steps with the pixel Gauss-Newton data step at the data's own error
+    bars (temperature 1): 4 Levenberg-Marquardt iterations per annealing step, 15 at the last, 30 CG iterations
+    each, pixel radius floor 0.03 (network units: frames divided by the movie maximum), data perturbation only,
+    non-negative projection. Chosen by ``benchmarks/sweep_consistency.py`` (benchmarks/RESULTS.md, issue 10):
+    the paper's latent step at the CPU budget left chi2 ~100-300; the pixel step fits to chi2 ~1-2.
+    ``quick`` = 1 x 2 ODE steps with 2 Gauss-Newton iterations, for tests."""
     base = DAPSConfig(annealing_steps=25, ode_steps=20, mcmc_steps=60, lr=1.2e-5, lr_min_ratio=0.015, momentum=0.0,
                       prior_term="exact", prior_sigma=0.01, grad_clamp=1.0 / REFERENCE_TAU**2)
-    presets = {"default": dataclasses.replace(base, annealing_steps=3, ode_steps=3, mcmc_steps=4, lr=1.5e-4),
-               "quick": dataclasses.replace(base, annealing_steps=1, ode_steps=2, mcmc_steps=1)}
+    pixel = dataclasses.replace(base, data_step="pixel", pixel_kernel="gauss-newton", radius_floor=0.03,
+                                perturb="data", temperature=1.0, dc_iters=4, dc_final_iters=15, cg_iters=30)
+    presets = {"default": dataclasses.replace(pixel, annealing_steps=5, ode_steps=3),
+               "quick": dataclasses.replace(pixel, annealing_steps=1, ode_steps=2, dc_iters=1, dc_final_iters=2,
+                                            cg_iters=10)}
     if setting == "paper":
         presets["paper"] = paper_preset("daps_blackhole.yaml")
     return presets
@@ -98,6 +101,16 @@ def blackhole_task(data: ClosureData, npix: int, fov_uas: float = DEFAULT_FOV_UA
         res = evaluate_chisq(lik, physical_t(x))
         return {"chi2_cp": res["cphase_tilde"], "chi2_logca": res["logcamp_tilde"]}
 
+    def residuals(x: torch.Tensor) -> torch.Tensor:
+        return lik.to(x.device).residuals(x.to(torch.float64))
+
+    def report(x: torch.Tensor) -> dict[str, float]:
+        chi = lik.to(x.device).chisq(x.detach().to(torch.float64))
+        return {"chi2_cp": float(chi["cphase"].mean()), "chi2_logca": float(chi["logcamp"].mean())}
+
+    def from_physical(v: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(v, dtype=np.float64))[:, :, None]
+
     def metric_images(v: np.ndarray) -> np.ndarray:
         v = np.asarray(v, dtype=np.float64)
         peak = v.max(axis=(-3, -2, -1), keepdims=True)
@@ -120,7 +133,13 @@ def blackhole_task(data: ClosureData, npix: int, fov_uas: float = DEFAULT_FOV_UA
     return ReconTask(name="blackhole", frames=len(times), image_shape=(1, npix, npix), log_likelihood=loglik,
                      to_physical=to_physical, data_fit=data_fit, metric_images=metric_images, units="Jy/pixel",
                      coords=coords, truth=None if truth is None else np.asarray(truth, dtype=np.float64),
-                     export=export, attrs=meta)
+                     export=export, attrs=meta, from_physical=from_physical, residuals=residuals,
+                     project=_non_negative, report=report)
+
+
+def _non_negative(x: torch.Tensor) -> torch.Tensor:
+    """Projection onto non-negative intensities (pixel Gauss-Newton's constraint)."""
+    return x.clamp(min=0.0)
 
 
 def load_bh_priors(args: argparse.Namespace) -> Priors:

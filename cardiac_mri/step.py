@@ -25,10 +25,10 @@ import numpy as np
 import torch
 
 from cardiac_mri.images import center_crop, to_model_grid, video_scale
-from cardiac_mri.likelihood import GaussianLikelihood
+from cardiac_mri.likelihood import GaussianLikelihood, estimate_noise_std, linear_gaussian_model
 from cardiac_mri.masks import sampled_lines
 from cardiac_mri.priors import default_prior_paths
-from cardiac_mri.sense import SenseOperator, channels_to_complex, fft2c, ifft2c
+from cardiac_mri.sense import SenseOperator, channels_to_complex, complex_to_channels, fft2c, ifft2c
 from common.demo import (
     DemoError,
     ReconTask,
@@ -45,15 +45,18 @@ DEFAULT_SAMPLES = {"quick": 2, "default": 3, "paper": 5}
 
 
 def sampler_presets(setting: str) -> dict[str, DAPSConfig]:
-    """DAPS settings: ``paper`` = Table 3 (20 x (20 ODE + 53 HMC), ``common/sampling/presets/daps_mri.yaml``, read
-    when asked for); ``default`` = 4 x (3 + 10) with 3 samples, for <= 5 minutes for three methods on a 2-core CPU
-    (on the demo case, 2 samples, STeP PSNR 16.1 / 19.7 / 15.0 dB with 4 / 10 / 20 HMC steps per annealing step at
-    the Table 3 step size 1.2e-3; 18.5 dB with 4 steps at 3e-3; 11-12 dB with 20 steps at 3e-3 or 10 at 1e-2);
-    ``quick`` = 1 x (2 + 1)."""
+    """DAPS settings: ``paper`` = Table 3 (20 x (20 ODE + 53 latent HMC), ``common/sampling/presets/daps_mri.yaml``,
+    read when asked for; the paper's latent data step at tau = 0.10). ``default`` = 5 annealing x 3 ODE steps
+    with the exact linear-Gaussian data step (perturb-and-solve, 50 CG iterations) at the noise level estimated
+    from the k-space edges (temperature 1), pixel radius floor 0.01 (network units); chosen by
+    ``benchmarks/sweep_consistency.py`` (benchmarks/RESULTS.md, issue 10). ``quick`` = 1 x 2 with 10 CG
+    iterations, for tests."""
     base = DAPSConfig(annealing_steps=20, ode_steps=20, mcmc_steps=53, lr=1.2e-3, lr_min_ratio=0.011, momentum=0.83,
                       prior_term="exact", prior_sigma=0.01, grad_clamp=1.0 / REFERENCE_TAU**2)
-    presets = {"default": dataclasses.replace(base, annealing_steps=4, ode_steps=3, mcmc_steps=10),
-               "quick": dataclasses.replace(base, annealing_steps=1, ode_steps=2, mcmc_steps=1)}
+    linear = dataclasses.replace(base, data_step="linear-gaussian", radius_floor=0.01, perturb="both",
+                                 temperature=1.0, cg_iters=50)
+    presets = {"default": dataclasses.replace(linear, annealing_steps=5, ode_steps=3),
+               "quick": dataclasses.replace(linear, annealing_steps=1, ode_steps=2, cg_iters=10)}
     if setting == "paper":
         presets["paper"] = paper_preset("daps_mri.yaml")
     return presets
@@ -65,6 +68,17 @@ def mri_task(lik: GaussianLikelihood, frames: int, size: int, truth: np.ndarray 
     the likelihood in data units (``scale`` set), from which the network-unit sampling likelihood is derived."""
     scale = lik.scale
     net_lik = GaussianLikelihood(lik.op, lik.y / scale, tau=lik.tau, scale=1.0)
+    try:
+        noise_std = estimate_noise_std(net_lik.y, lik.op.mask)
+    except ValueError as exc:
+        raise DemoError(f"STeP reconstruction: {exc}") from exc
+    linear = linear_gaussian_model(net_lik, noise_std)
+
+    def report(x: torch.Tensor) -> dict[str, float]:
+        return {"rel_misfit": float(linear.relative_misfit(x.to(torch.float32)).mean())}
+
+    def from_physical(v: np.ndarray) -> torch.Tensor:
+        return complex_to_channels(torch.as_tensor(np.asarray(v)).to(torch.complex64) / scale)
 
     def loglik(x: torch.Tensor) -> torch.Tensor:
         return net_lik.to(x.device)(x)
@@ -85,14 +99,16 @@ def mri_task(lik: GaussianLikelihood, frames: int, size: int, truth: np.ndarray 
                                                      "long_name": "cardiac phase (frame index / frames)"}),
               "y": (np.arange(size), {"units": "pixel", "long_name": "row (phase encoding) on the model grid"}),
               "x": (np.arange(size), {"units": "pixel", "long_name": "column (readout) on the model grid"})}
-    meta = {"tau": lik.tau, "scale_image_units_per_network_unit": scale,
+    meta = {"tau": lik.tau, "scale_image_units_per_network_unit": scale, "noise_std_estimate": noise_std,
+            "noise_estimator": "1.4826 x MAD of the real and imaginary parts of the measured k-space in the outer "
+                               "1/8 of the readout on both sides, x sqrt(2) (per complex sample, network units)",
             "likelihood": "Gaussian in network units, -||A x - y/scale||^2 / tau^2 (multi-coil SENSE, centred "
                           "orthonormal FFT); misfit ||A(scale x) - y|| in data units",
             **(attrs or {})}
     return ReconTask(name="mri", frames=frames, image_shape=(2, size, size), log_likelihood=loglik,
                      to_physical=to_physical, data_fit=data_fit, metric_images=metric_images,
                      units="image units (complex, magnitude in the figures)", coords=coords, truth=truth,
-                     export=export, attrs=meta)
+                     export=export, attrs=meta, from_physical=from_physical, linear=linear, report=report)
 
 
 def submission_export(name: str = "cine_sax.mat"):

@@ -37,7 +37,8 @@ from common.nets.unet import VideoUNet
 from common.nets.vae import FrameVAE
 from common.posterior import MethodPosterior, find_modes, posterior_dataset, uq_report, variable_name, write_netcdf
 from common.priors import PRIOR_FILES
-from common.sampling import PRESETS, DAPSConfig, daps_sample, image_mode
+from common.sampling import PRESETS, DAPSConfig, daps, image_mode
+from common.sampling.consistency import LinearGaussian, make_step
 
 METHODS = ("STeP", "IDM+BCS", "IDM")
 PRIOR_KEYS = tuple(PRIOR_FILES)  # ("vae", "image", "video")
@@ -141,6 +142,14 @@ class ReconTask:
         truth: physical ``[T, H, W]`` or None (user data).
         export: ``export(out_dir, posts) -> list of written paths`` (FITS / .mat), or None.
         attrs: extra dataset attributes (case, seeds, observation).
+        from_physical: physical ``[S, T, H, W]`` numpy -> network units ``[S, T, C, H, W]`` (to score the posterior
+            mean written to the files with ``data_fit``).
+        residuals: whitened residuals ``x -> [B, M]`` of a least-squares likelihood at the data's own error bars
+            (``log p = -||residuals||^2 / 2``), for the pixel Gauss-Newton step; None if the likelihood is not one.
+        linear: the likelihood as a linear operator with Gaussian noise (noise level from the data), for the
+            linear-Gaussian step; None if it is not one.
+        project: projection onto the physically allowed set (e.g. non-negative intensities), or None.
+        report: ``x -> {name: value}`` in the user's units for the progress bar (chi2, relative misfit).
     """
 
     name: str
@@ -155,6 +164,11 @@ class ReconTask:
     truth: np.ndarray | None = None
     export: Callable[[Path, list[MethodPosterior]], list[Path]] | None = None
     attrs: dict = field(default_factory=dict)
+    from_physical: Callable[[np.ndarray], torch.Tensor] | None = None
+    residuals: Callable[[torch.Tensor], torch.Tensor] | None = None
+    linear: LinearGaussian | None = None
+    project: Callable[[torch.Tensor], torch.Tensor] | None = None
+    report: Callable[[torch.Tensor], dict[str, float]] | None = None
 
 
 def method_denoiser(method: str, priors: Priors):
@@ -170,7 +184,9 @@ def method_denoiser(method: str, priors: Priors):
 
 def sample_method(task: ReconTask, priors: Priors, method: str, config: DAPSConfig, n_samples: int,
                   seed: int, batch: int | None = None) -> torch.Tensor:
-    """``n_samples`` posterior samples of ``task`` with ``method``: network-unit videos ``[S, T, C, H, W]``.
+    """``n_samples`` posterior samples of ``task`` with ``method``: network-unit videos ``[S, T, C, H, W]``, the
+    pixel-space output of the data-consistency step that ``config.data_step`` names (IDM and IDM+BCS use the same
+    step as STeP, so the comparison stays fair).
 
     Sample k uses seed ``seed + k`` whatever the method, so the three methods start from the same noise, and
     whatever ``batch`` (samples per sampler call; default: 1 on a CPU, where a batch of 5 black-hole movies ran
@@ -189,10 +205,16 @@ def sample_method(task: ReconTask, priors: Priors, method: str, config: DAPSConf
                         f"{priors.vae.config.in_channels} channels, {f}x downsampling)")
     denoiser, bcs = method_denoiser(method, priors)
     shape = (n_samples, task.frames, priors.vae.config.latent_channels, h // f, w // f)
-    z = daps_sample(denoiser, task.log_likelihood, shape, config, decode=priors.vae.decode, batch_consistent=bcs,
-                    generator=seed)
-    with torch.no_grad():
-        return priors.vae.decode(z)
+
+    def encode(x: torch.Tensor) -> torch.Tensor:
+        return priors.vae.encode(x)[0]
+
+    try:
+        step = make_step(config, denoiser, log_likelihood=task.log_likelihood, decode=priors.vae.decode,
+                         encode=encode, residuals=task.residuals, linear=task.linear, project=task.project)
+    except ValueError as exc:
+        raise DemoError(f"{task.name}: {exc}") from exc
+    return daps(denoiser, step, shape, config, batch_consistent=bcs, generator=seed, report=task.report).pixels
 
 
 def truth_metrics(pred01: np.ndarray, truth01: np.ndarray) -> dict[str, np.ndarray]:
@@ -221,8 +243,18 @@ def run_task(task: ReconTask, priors: Priors, methods: tuple[str, ...], config: 
             scores = truth_metrics(task.metric_images(post.samples), task.metric_images(task.truth[None])[0])
             row.update({k: float(v.mean()) for k, v in scores.items()})
         row.update({k: float(v.mean()) for k, v in post.fit.items()})
+        row.update({f"{k}_of_mean": v for k, v in mean_fit(task, post).items()})
         metrics[method] = row
     return posts, metrics
+
+
+def mean_fit(task: ReconTask, post: MethodPosterior) -> dict[str, float]:
+    """Data fit of the posterior mean (the movie the FITS / submission files hold), ``{}`` when the task cannot
+    map physical units back; keys as in ``task.data_fit``."""
+    if task.from_physical is None:
+        return {}
+    x = task.from_physical(post.mean_sample()[None])
+    return {k: float(np.asarray(v).reshape(-1)[0]) for k, v in task.data_fit(x).items()}
 
 
 def sample_and_write(args: argparse.Namespace, task: ReconTask, priors: Priors, out: Path, attrs: dict,
@@ -245,7 +277,8 @@ def sample_and_write(args: argparse.Namespace, task: ReconTask, priors: Priors, 
 
 
 def format_table(metrics: dict[str, dict[str, float]]) -> str:
-    """Plain-text table: one row per method, one column per metric (mean over samples)."""
+    """Plain-text table: one row per method, one column per metric (mean over samples; ``*_of_mean``: the data fit
+    of the posterior mean, the movie written to the FITS / submission files)."""
     cols = list(dict.fromkeys(k for row in metrics.values() for k in row))
     lines = ["method   " + "".join(f"{c:>12}" for c in cols)]
     for m, row in metrics.items():

@@ -18,6 +18,9 @@ from typing import Any
 import yaml
 
 PRIOR_TERMS = ("exact", "gaussian")
+DATA_STEPS = ("latent", "pixel", "linear-gaussian")
+PIXEL_KERNELS = ("gauss-newton", "langevin")
+PERTURBATIONS = ("both", "data", "none")
 RESERVED_SECTIONS = ("likelihood",)
 
 
@@ -41,6 +44,19 @@ class DAPSConfig:
     reference clamps dL/dz of L = ||A(D(z)) - y||^2 to [-1, 1] and then divides by tau^2; with our
     ``log_likelihood = -L / tau^2`` that is exactly ``grad_clamp = 1 / tau^2``.
     ``progress``: show a tqdm bar over the annealing steps.
+
+    Data-consistency step (:mod:`common.sampling.consistency`; the fields above from ``mcmc_steps`` to
+    ``grad_clamp`` belong to the ``latent`` one): ``data_step`` ``"latent"`` (the paper's Langevin/HMC through the
+    decoder), ``"pixel"`` (pixel space around the decoded estimate; ``pixel_kernel`` ``"gauss-newton"`` for
+    least-squares likelihoods or ``"langevin"`` for any differentiable one) or ``"linear-gaussian"`` (exact
+    perturb-and-solve draw for linear operators with Gaussian noise). Pixel-space prior radius
+    ``r_k = sqrt((g sigma_k)^2 + radius_floor^2)`` (g the measured decoder gain, network units).
+    ``dc_iters``: Gauss-Newton iterations (or Langevin steps) per annealing step, ``dc_final_iters`` at the last
+    one; ``cg_iters``: conjugate-gradient iterations per solve. ``perturb``: ``"both"`` (data and prior centre:
+    exact for linear-Gaussian models), ``"data"`` (data only), ``"none"`` (conditional mean / mode).
+    ``temperature``: multiplier of the data's own noise level (1 = calibrated: the error bars of the data, or the
+    noise estimated from them) for the pixel and linear-Gaussian steps; the latent step's temperature is the
+    task's reference tau (paper presets).
     """
 
     annealing_steps: int = 25
@@ -57,6 +73,14 @@ class DAPSConfig:
     rho: float = 7.0
     grad_clamp: float | None = None
     progress: bool = False
+    data_step: str = "latent"
+    pixel_kernel: str = "gauss-newton"
+    radius_floor: float = 0.03
+    dc_iters: int = 4
+    dc_final_iters: int = 15
+    cg_iters: int = 30
+    perturb: str = "data"
+    temperature: float = 1.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -65,10 +89,11 @@ class DAPSConfig:
             if not ok:
                 problems.append(msg)
 
-        for name in ("annealing_steps", "ode_steps", "mcmc_steps"):
+        for name in ("annealing_steps", "ode_steps", "mcmc_steps", "dc_iters", "dc_final_iters", "cg_iters"):
             v = getattr(self, name)
             need(isinstance(v, int) and not isinstance(v, bool), f"{name} must be an int, got {v!r}")
-        for name in ("sigma_max", "sigma_min", "lr", "lr_min_ratio", "momentum", "prior_sigma", "ode_sigma_min", "rho"):
+        for name in ("sigma_max", "sigma_min", "lr", "lr_min_ratio", "momentum", "prior_sigma", "ode_sigma_min", "rho",
+                     "radius_floor", "temperature"):
             v = getattr(self, name)
             need(_is_real(v) and math.isfinite(v), f"{name} must be a finite number, got {v!r}")
         if problems:
@@ -89,6 +114,15 @@ class DAPSConfig:
         need(gc is None or (_is_real(gc) and math.isfinite(gc) and gc > 0),
              f"grad_clamp must be None or a positive number, got {gc!r}")
         need(isinstance(self.progress, bool), f"progress must be true/false, got {self.progress!r}")
+        need(self.data_step in DATA_STEPS, f"data_step must be one of {DATA_STEPS}, got {self.data_step!r}")
+        need(self.pixel_kernel in PIXEL_KERNELS,
+             f"pixel_kernel must be one of {PIXEL_KERNELS}, got {self.pixel_kernel!r}")
+        need(self.perturb in PERTURBATIONS, f"perturb must be one of {PERTURBATIONS}, got {self.perturb!r}")
+        need(self.radius_floor >= 0, f"radius_floor must be >= 0, got {self.radius_floor}")
+        need(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
+        need(self.dc_iters >= 1 and self.dc_final_iters >= 1 and self.cg_iters >= 1,
+             f"dc_iters, dc_final_iters and cg_iters must be >= 1, got {self.dc_iters}, {self.dc_final_iters}, "
+             f"{self.cg_iters}")
         if problems:
             raise ValueError("DAPSConfig: " + "; ".join(problems))
 
@@ -115,7 +149,7 @@ class DAPSConfig:
             raise ValueError(f"DAPSConfig from {source}: unknown key(s) {unknown}; allowed keys are {names}")
         kw = dict(d)
         for name in ("sigma_max", "sigma_min", "lr", "lr_min_ratio", "momentum", "prior_sigma", "ode_sigma_min",
-                     "rho", "grad_clamp"):
+                     "rho", "grad_clamp", "radius_floor", "temperature"):
             if isinstance(kw.get(name), int) and not isinstance(kw.get(name), bool):
                 kw[name] = float(kw[name])
         try:

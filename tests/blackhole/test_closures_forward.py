@@ -183,3 +183,20 @@ def test_gradient_finite_with_uneven_frames(obs_noisy, truth, psize):
     with torch.no_grad():
         fd = (lik.data_loss(x + 1e-3 * dvec) - lik.data_loss(x - 1e-3 * dvec)).item() / 2e-3
     assert abs(fd - (g * dvec).sum().item()) < 1e-5 * max(1.0, abs(fd))
+
+
+def test_whitened_residuals_give_the_closure_chisq(closure_noisy, truth, psize):
+    """||residuals||^2 = N_cp chi2_cp + N_lca chi2_logca (ehtim's cphase form 2 (1 - cos d) / sigma^2), and its
+    Jacobian (used by the pixel Gauss-Newton step) matches finite differences."""
+    lik = ClosureLikelihood(closure_noisy, NPIX, NPIX, psize, flux_beta=0.0)
+    x = torch.as_tensor(ring_movie(truth.shape[0], shift=-0.3, diameter=44.0))[None, :, None]
+    rho = lik.residuals(x)
+    chi = lik.chisq(x)
+    n_cp, n_lca = lik.cphase.numel(), lik.logcamp.numel()
+    assert rho.shape == (1, n_cp + n_lca)
+    assert float((rho**2).sum()) == pytest.approx(float(n_cp * chi["cphase"] + n_lca * chi["logcamp"]), rel=1e-10)
+    assert float(-(rho**2).sum() / 2) == pytest.approx(float(lik.data_loss(x)) / -2.0, rel=1e-10)
+    d = torch.randn(x.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * x.max() * 1e-3
+    jd = torch.func.jvp(lik.residuals, (x,), (d,))[1]
+    fd = (lik.residuals(x + 1e-3 * d) - lik.residuals(x - 1e-3 * d)) / 2e-3
+    assert torch.allclose(jd, fd, rtol=1e-4, atol=1e-6 * float(jd.abs().max()))

@@ -84,20 +84,23 @@ class PixelRadius:
     floor: float = 0.0
     gain: float | None = None
 
-    def __call__(self, sigma: float, z0_hat: torch.Tensor, decode: Decoder | None, noise: PerSampleNoise) -> float:
+    def __call__(self, sigma: float, z0_hat: torch.Tensor, x_hat: torch.Tensor, decode: Decoder | None,
+                 noise: PerSampleNoise) -> float:
+        """``r_k`` for annealing noise ``sigma`` at the PF-ODE estimate ``z0_hat`` with ``x_hat = decode(z0_hat)``."""
         g = self.gain
         if g is None:
-            g = 1.0 if decode is None else decoder_gain(decode, z0_hat, noise)
+            g = 1.0 if decode is None else decoder_gain(decode, z0_hat, x_hat, noise)
         return math.sqrt((g * sigma) ** 2 + self.floor**2)
 
 
 @torch.no_grad()
-def decoder_gain(decode: Decoder, z: torch.Tensor, noise: PerSampleNoise, delta: float = 0.05) -> float:
-    """RMS pixel change per unit of RMS latent change of ``decode`` at ``z`` (finite difference along a random
-    direction ``u`` drawn from ``noise``): ``||decode(z + delta u) - decode(z)|| / (delta ||u||)`` averaged over the
-    batch. One extra decoder pass without gradient."""
-    u = noise.randn_shape(z.shape[1:])
-    x0, x1 = decode(z), decode(z + delta * u)
+def decoder_gain(decode: Decoder, z: torch.Tensor, x: torch.Tensor, noise: PerSampleNoise,
+                 delta: float = 0.05) -> float:
+    """RMS pixel change per unit of RMS latent change of ``decode`` at ``z`` (``x = decode(z)``; finite difference
+    along a random direction ``u`` drawn from ``noise``): ``||decode(z + delta u) - x|| / (delta ||u||)`` averaged
+    over the batch. One extra decoder pass without gradient."""
+    u = noise.randn_shape(z.shape[1:]).to(z.dtype)
+    x0, x1 = x, decode(z + delta * u)
     px = x0[0].numel() / z[0].numel()  # pixels per latent element: RMS per element on both sides
     ratio = (x1 - x0).flatten(1).norm(dim=1) / (delta * u.flatten(1).norm(dim=1) * math.sqrt(px))
     return float(ratio.mean())

@@ -7,8 +7,9 @@ Model ``y = A x + n``, ``n ~ N(0, s^2)`` per real component, prior term ``N(x_ha
 
 and an exact draw is the solution of ``P x = A^H (y + s e_y) / s^2 + (x_hat + r e_x) / r^2`` with e_y, e_x standard
 normal (perturbation-optimisation, Papandreou & Yuille 2010; Orieux et al. 2012): the right-hand side has
-covariance P, so x has covariance P^-1 P P^-1 = P^-1. ``mean=True`` returns m instead (the conditional mean, the
-"posterior-mean variant"). The solve is :func:`~common.sampling.cg.conjugate_gradient`, warm-started at x_hat.
+covariance P, so x has covariance P^-1 P P^-1 = P^-1 (``perturb="both"``). ``perturb="none"`` returns m (the
+conditional mean, the "posterior-mean variant"); ``"data"`` perturbs y only (the prior side's randomness then comes
+from DAPS's latent re-noising alone). ``temperature`` multiplies the noise std s (1: the model's own level). The solve is :func:`~common.sampling.cg.conjugate_gradient`, warm-started at x_hat.
 """
 
 from __future__ import annotations
@@ -55,35 +56,45 @@ class LinearGaussian:
 
 @dataclass
 class LinearGaussianStep:
-    """Exact (``mean=False``) or mean (``mean=True``) draw from the Gaussian conditional (module docstring)."""
+    """Exact (``perturb="both"``), data-perturbed or mean (``"none"``) draw from the Gaussian conditional
+    (module docstring)."""
 
     model: LinearGaussian
     radius: PixelRadius
     decode: Decoder | None = None
     encode: Decoder | None = None
-    mean: bool = False
+    perturb: str = "both"
+    temperature: float = 1.0
     cg_iters: int = 50
     cg_rtol: float = 1e-4
+
+    def __post_init__(self) -> None:
+        if self.perturb not in ("both", "data", "none"):
+            raise ValueError(f"LinearGaussianStep: perturb must be both, data or none, got {self.perturb!r}")
+        if not self.temperature > 0:
+            raise ValueError(f"LinearGaussianStep: temperature must be > 0, got {self.temperature!r}")
 
     def __call__(self, s: StepState) -> StepResult:
         m = self.model
         with torch.no_grad():
             x_hat = s.z0_hat if self.decode is None else self.decode(s.z0_hat)
-            r = self.radius(s.sigma, s.z0_hat, self.decode, s.noise)
+            r = self.radius(s.sigma, s.z0_hat, x_hat, self.decode, s.noise)
             x = self.solve(x_hat, r, s)
             require_finite(x, "linear-Gaussian draw", s.k, s.sigma)
             z0 = x if self.encode is None else self.encode(x)
-            ll = m.log_likelihood(x)
+            ll = m.log_likelihood(x) / self.temperature**2
         return StepResult(z0=z0, x0=x, log_likelihood=ll, lr=r)
 
     def solve(self, x_hat: torch.Tensor, r: float, s: StepState) -> torch.Tensor:
         """The draw (or mean) for prior centre ``x_hat`` ``[B, ...]`` and radius ``r``."""
         m = self.model
-        w_y, w_x = 1.0 / m.noise_std**2, 1.0 / r**2
+        std = self.temperature * m.noise_std
+        w_y, w_x = 1.0 / std**2, 1.0 / r**2
         y = m.y.expand(x_hat.shape[0], *m.y.shape)
         centre = x_hat
-        if not self.mean:
-            y = y + m.noise_std * measurement_noise(s, m.y)
+        if self.perturb in ("both", "data"):
+            y = y + std * measurement_noise(s, m.y)
+        if self.perturb == "both":
             centre = x_hat + r * s.noise.randn_shape(x_hat.shape[1:]).to(x_hat.dtype)
         rhs = w_y * m.adjoint(y) + w_x * centre
 

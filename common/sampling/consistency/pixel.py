@@ -37,6 +37,7 @@ from common.sampling.consistency.base import Decoder, PixelRadius, StepResult, S
 from common.sampling.mcmc import LogLikelihood
 from common.sampling.progress import SamplingEvent
 
+PERTURB = ("both", "data", "none")
 Residuals = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -52,26 +53,29 @@ def _encode(encode: Decoder | None, x: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class PixelLangevin:
-    """Langevin on (*) with a curvature-derived step size (module docstring)."""
+    """Langevin on (*) with a curvature-derived step size (module docstring): ``steps`` updates per annealing step,
+    ``final_steps`` (default ``steps``) at the last one."""
 
     log_likelihood: LogLikelihood
     radius: PixelRadius
     steps: int
     decode: Decoder | None = None
     encode: Decoder | None = None
+    final_steps: int | None = None
     step_fraction: float = 0.5
     power_iters: int = 6
     _v: torch.Tensor | None = field(default=None, repr=False)
 
     def __call__(self, s: StepState) -> StepResult:
         x_hat = _decode(self.decode, s.z0_hat)
-        r = self.radius(s.sigma, s.z0_hat, self.decode, s.noise)
+        r = self.radius(s.sigma, s.z0_hat, x_hat, self.decode, s.noise)
         lam = self.curvature(x_hat, s)
         lr = self.step_fraction / (lam + 1.0 / r**2)  # [B]
         lr_b = lr.reshape(-1, *([1] * (x_hat.dim() - 1))).to(x_hat.dtype)
         x = x_hat
         ll = None
-        for j in range(self.steps):
+        n_steps = self.final_steps if (s.k == s.n - 1 and self.final_steps is not None) else self.steps
+        for j in range(n_steps):
             ll, g = _value_grad(self.log_likelihood, x)
             grad = g - (x - x_hat) / r**2
             x = x + lr_b * grad + (2.0 * lr_b).sqrt() * s.noise.randn_shape(x.shape[1:]).to(x.dtype)
@@ -116,75 +120,125 @@ def _hvp(log_likelihood: LogLikelihood, x: torch.Tensor, v: torch.Tensor) -> tor
 
 @dataclass
 class PixelGaussNewton:
-    """Randomised maximum likelihood of (*) by Gauss-Newton (module docstring). ``residuals(x) -> [B, M]``
-    whitened; ``temperature`` t; ``mean=True`` skips the perturbations (the conditional mode)."""
+    """Randomised maximum likelihood of (*) by Levenberg-Marquardt Gauss-Newton (module docstring).
+
+    ``residuals(x) -> [B, M]`` whitened; ``temperature`` t; ``perturb``: ``"both"`` (data and prior centre: RML,
+    exact for linear residuals), ``"data"`` (only the data: the randomness of the prior side then comes from
+    DAPS's latent re-noising alone, whose decoded perturbations have the prior's structure, where white pixel noise
+    of std r_k does not) or ``"none"`` (the conditional mode). ``project``: optional projection onto a constraint set, applied after every iteration (projected
+    Gauss-Newton), e.g. ``lambda x: x.clamp(min=0)`` for non-negative images; clamping only at the end would undo
+    the fit (black hole: chi2 0.8 -> 3.0 with ~22 % of pixels negative before the clamp). Each iteration solves
+    ``(J^T J / t^2 + (1 / r^2 + mu) I) d = -grad`` by CG; the damping mu (per sample, starting at ``1 / r^2``) is
+    divided by 3 after a step that lowers the objective and multiplied by 4 (and the step retried, at most
+    ``retries`` times) otherwise: undamped steps overshoot on the wrapped closure phases. The iterations start from
+    the better (lower objective) of x_hat and the previous annealing step's sample (warm start). ``gn_iters``
+    iterations per annealing step, ``final_iters`` at the last one, whose result is the returned sample.
+    """
 
     residuals: Residuals
     radius: PixelRadius
     decode: Decoder | None = None
     encode: Decoder | None = None
     temperature: float = 1.0
-    gn_iters: int = 3
+    gn_iters: int = 4
+    final_iters: int = 15
     cg_iters: int = 30
     cg_rtol: float = 1e-3
-    mean: bool = False
+    perturb: str = "both"
+    project: Callable[[torch.Tensor], torch.Tensor] | None = None
+    retries: int = 3
+    _prev: torch.Tensor | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.perturb not in PERTURB:
+            raise ValueError(f"PixelGaussNewton: perturb must be one of {PERTURB}, got {self.perturb!r}")
 
     def __call__(self, s: StepState) -> StepResult:
         x_hat = _decode(self.decode, s.z0_hat)
-        r = self.radius(s.sigma, s.z0_hat, self.decode, s.noise)
+        r = self.radius(s.sigma, s.z0_hat, x_hat, self.decode, s.noise)
         t = self.temperature
         with torch.no_grad():
             rho0 = self.residuals(x_hat)
-        if self.mean:
-            e_y, centre = torch.zeros_like(rho0), x_hat
-        else:
+        e_y, centre = torch.zeros_like(rho0), x_hat
+        if self.perturb in ("both", "data"):
             e_y = t * s.noise.randn_shape(rho0.shape[1:]).to(rho0.dtype)
+        if self.perturb == "both":
             centre = x_hat + r * s.noise.randn_shape(x_hat.shape[1:]).to(x_hat.dtype)
 
-        def objective(x: torch.Tensor, rho: torch.Tensor) -> torch.Tensor:
-            return 0.5 * ((rho - e_y) ** 2).sum(1) / t**2 + 0.5 * ((x - centre) ** 2).flatten(1).sum(1).to(
-                rho.dtype) / r**2
+        def objective(x: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                rho = self.residuals(x)
+                prior = ((x - centre) ** 2).flatten(1).sum(1).to(rho.dtype)
+                return 0.5 * ((rho - e_y) ** 2).sum(1) / t**2 + 0.5 * prior / r**2
 
-        x = x_hat
-        phi = objective(x, rho0)
-        for j in range(self.gn_iters):
-            x, phi = self._gauss_newton(x, phi, centre, e_y, r, objective)
+        x = x_hat if self.project is None else self.project(x_hat)
+        phi = objective(x)
+        if s.k > 0 and self._prev is not None and self._prev.shape == x.shape:
+            phi_prev = objective(self._prev)
+            better = phi_prev < phi
+            x = torch.where(better.reshape(-1, *([1] * (x.dim() - 1))), self._prev, x)
+            phi = torch.where(better, phi_prev, phi)
+        mu = torch.full_like(phi, 1.0 / r**2)
+        for j in range(self.final_iters if s.k == s.n - 1 else self.gn_iters):
+            x, phi, mu = self._iteration(x, phi, mu, centre, e_y, r, objective)
             require_finite(x, "pixel Gauss-Newton state", s.k, s.sigma)
             if s.hook is not None:
                 s.hook(SamplingEvent(s.k, s.n, j, s.sigma, r, float(phi.mean())))
+        self._prev = x
         with torch.no_grad():
             ll = -0.5 * (self.residuals(x) ** 2).sum(1) / t**2
         return StepResult(z0=_encode(self.encode, x), x0=x, log_likelihood=ll, lr=r)
 
-    def _gauss_newton(self, x, phi, centre, e_y, r, objective):
-        """One damped Gauss-Newton iteration with per-sample backtracking (step 1, 1/2, 1/4, else stay)."""
+    def _iteration(self, x, phi, mu, centre, e_y, r, objective):
+        """One Levenberg-Marquardt iteration, per sample: ``(x, objective, damping)`` after it."""
         t = self.temperature
-        rho, jvp = torch.func.linearize(self.residuals, x)
-        _, vjp = torch.func.vjp(self.residuals, x)
-        rho = rho.detach()
-
-        def jt(u: torch.Tensor) -> torch.Tensor:
-            return vjp(u.to(rho.dtype))[0].to(x.dtype)
-
+        rho, jvp, jt = linearise(self.residuals, x)
         grad = jt(rho - e_y) / t**2 + (x - centre) / r**2
+        todo = torch.ones_like(phi, dtype=torch.bool)
+        for _ in range(self.retries + 1):
+            damp = _bcast(1.0 / r**2 + mu, x).to(x.dtype)
 
-        def normal(v: torch.Tensor) -> torch.Tensor:
-            return jt(jvp(v.to(x.dtype))) / t**2 + v / r**2
+            def normal(v: torch.Tensor, damp: torch.Tensor = damp) -> torch.Tensor:
+                return jt(jvp(v)) / t**2 + damp * v
 
-        with torch.no_grad():
-            d, _ = conjugate_gradient(normal, -grad.detach(), max_iter=self.cg_iters, rtol=self.cg_rtol)
-            best_x, best_phi = x, phi
-            for alpha in (1.0, 0.5, 0.25):
-                trial = x + alpha * d
-                phi_t = objective(trial, self.residuals(trial))
-                better = torch.isfinite(phi_t) & (phi_t < best_phi)
-                if bool(better.any()):
-                    sel = better.reshape(-1, *([1] * (x.dim() - 1)))
-                    best_x = torch.where(sel, trial, best_x)
-                    best_phi = torch.where(better, phi_t, best_phi)
-                if bool(better.all()):
-                    break
-        return best_x.detach(), best_phi
+            d, _ = conjugate_gradient(normal, -grad, max_iter=self.cg_iters, rtol=self.cg_rtol)
+            trial = x + d
+            if self.project is not None:
+                trial = self.project(trial)
+            phi_t = objective(trial)
+            ok = todo & torch.isfinite(phi_t) & (phi_t < phi)
+            x = torch.where(_bcast(ok, x), trial, x)
+            phi = torch.where(ok, phi_t, phi)
+            mu = torch.where(ok, mu / 3.0, torch.where(todo, mu * 4.0, mu))
+            todo = todo & ~ok
+            if not bool(todo.any()):
+                break
+        return x.detach(), phi, mu
+
+
+def _bcast(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return v.reshape(-1, *([1] * (like.dim() - 1)))
+
+
+def linearise(residuals: Residuals, x: torch.Tensor):
+    """``(rho(x), v -> J v, u -> J^T u)`` at ``x`` by reverse mode only: ``J^T u`` is a backward pass of the
+    recorded graph and ``J v`` the backward pass of ``u -> J^T u`` (linear in u), so no forward-mode support is
+    needed from the model (both ~1 ms for closures on 64 frames of 64 x 64; ``torch.func.jvp`` took 0.17 s)."""
+    with torch.enable_grad():
+        xr = x.detach().requires_grad_(True)
+        rho = residuals(xr)
+        u = torch.zeros_like(rho, requires_grad=True)
+        (jt_u,) = torch.autograd.grad(rho, xr, u, create_graph=True)
+
+    def jvp(v: torch.Tensor) -> torch.Tensor:
+        (out,) = torch.autograd.grad(jt_u, u, v.to(jt_u.dtype), retain_graph=True)
+        return out.detach()
+
+    def jt(w: torch.Tensor) -> torch.Tensor:
+        (out,) = torch.autograd.grad(rho, xr, w.to(rho.dtype), retain_graph=True)
+        return out.detach()
+
+    return rho.detach(), jvp, jt
 
 
 def whitened_gaussian(residuals: Residuals, temperature: float = 1.0) -> LogLikelihood:
