@@ -12,7 +12,8 @@ Variants (the ``default`` preset of the domain with these changes):
 
 * black hole: ``latent`` = the previous CPU default (paper's latent Langevin, 3 x (3 ODE + 4 MCMC), lr 1.5e-4,
   tau 0.021); ``pixel-gn`` = the new default (pixel Gauss-Newton); ``pixel-gn-both`` = the same with the prior
-  centre perturbed too (full RML); ``pixel-langevin`` = pixel Langevin at the curvature step size (20 steps per
+  centre perturbed too (full RML); ``pixel-gn-white`` = white instead of smooth prior correction;
+  ``pixel-langevin`` = pixel Langevin at the curvature step size (20 steps per
   annealing step, 50 at the last).
 * MRI: ``latent`` = the previous CPU default (latent HMC, 4 x (3 + 10), Table 3 step size, tau 0.10);
   ``linear-gaussian`` = the new default (exact perturb-and-solve draws); ``linear-gaussian-mean`` = its
@@ -50,6 +51,7 @@ VARIANTS = {
         "latent": dict(data_step="latent", annealing_steps=3, ode_steps=3, mcmc_steps=4, lr=1.5e-4),
         "pixel-gn": {},
         "pixel-gn-both": dict(perturb="both"),
+        "pixel-gn-white": dict(smooth_px=0.0),
         "pixel-langevin": dict(pixel_kernel="langevin", dc_iters=20, dc_final_iters=50),
     },
     "mri": {
@@ -110,7 +112,7 @@ def summarize(out: Path) -> str:
              "s / sample |", "|---|---|---|---|---|---|---|---|---|---|"]
     for (variant, method), rs in sorted(rows.items(), key=lambda kv: (kv[0][0], METHODS.index(kv[0][1])
                                                                        if kv[0][1] in METHODS else 9)):
-        def med(key: str) -> str:
+        def med(key: str, rs: list[dict] = rs) -> str:
             vals = [np.mean(r["metrics"][key]) for r in rs if key in r["metrics"]]
             return f"{np.median(vals):.4g}" if vals else "-"
 

@@ -217,6 +217,19 @@ def sample_method(task: ReconTask, priors: Priors, method: str, config: DAPSConf
     return daps(denoiser, step, shape, config, batch_consistent=bcs, generator=seed, report=task.report).pixels
 
 
+def describe_setting(config: DAPSConfig) -> str:
+    """One line naming the sampler setting, e.g. "5 annealing x 3 ODE steps, data step pixel (gauss-newton, 4
+    iterations, 20 at the last)"."""
+    head = f"{config.annealing_steps} annealing x {config.ode_steps} ODE steps, data step {config.data_step}"
+    if config.data_step == "latent":
+        return f"{head} ({config.mcmc_steps} {config.kernel} steps through the decoder)"
+    if config.data_step == "linear-gaussian":
+        kind = {"both": "exact draws", "data": "data-perturbed draws", "none": "conditional mean"}[config.perturb]
+        return f"{head} ({kind}, {config.cg_iters} CG iterations, temperature {config.temperature:g})"
+    return (f"{head} ({config.pixel_kernel}, {config.dc_iters} iterations, {config.dc_final_iters} at the last, "
+            f"temperature {config.temperature:g})")
+
+
 def truth_metrics(pred01: np.ndarray, truth01: np.ndarray) -> dict[str, np.ndarray]:
     """Per-sample ``psnr, ssim`` (frame averages) and ``dpsnr, dssim`` of ``[S, T, H, W]`` against ``[T, H, W]``,
     all images in ``[0, 1]`` (Gaussian 11x11 SSIM window, paper Sec. 4.1)."""
@@ -232,8 +245,8 @@ def run_task(task: ReconTask, priors: Priors, methods: tuple[str, ...], config: 
     ``metrics[method]`` averages each measure over the samples."""
     posts, metrics = [], {}
     for method in methods:
-        print(f"[{task.name}] {method}: {n_samples} sample(s), {config.annealing_steps} annealing x "
-              f"({config.ode_steps} ODE + {config.mcmc_steps} MCMC) steps", file=sys.stderr, flush=True)
+        print(f"[{task.name}] {method}: {n_samples} sample(s), {describe_setting(config)}", file=sys.stderr,
+              flush=True)
         x = sample_method(task, priors, method, config, n_samples, seed)
         post = MethodPosterior(method, task.to_physical(x), task.data_fit(x))
         find_modes(post, n_modes=n_modes, seed=seed)
@@ -280,9 +293,11 @@ def format_table(metrics: dict[str, dict[str, float]]) -> str:
     """Plain-text table: one row per method, one column per metric (mean over samples; ``*_of_mean``: the data fit
     of the posterior mean, the movie written to the FITS / submission files)."""
     cols = list(dict.fromkeys(k for row in metrics.values() for k in row))
-    lines = ["method   " + "".join(f"{c:>12}" for c in cols)]
+    widths = [max(11, len(c)) + 1 for c in cols]
+    lines = ["method   " + "".join(f"{c:>{w}}" for c, w in zip(cols, widths, strict=True))]
     for m, row in metrics.items():
-        lines.append(f"{m:<9}" + "".join(f"{row.get(c, float('nan')):>12.4g}" for c in cols))
+        lines.append(f"{m:<9}" + "".join(f"{row.get(c, float('nan')):>{w}.4g}" for c, w in zip(cols, widths,
+                                                                                            strict=True)))
     return "\n".join(lines)
 
 

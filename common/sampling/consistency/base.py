@@ -8,18 +8,21 @@ Implementations (siblings, chosen by the likelihood's kind):
 
 - :class:`~common.sampling.consistency.latent.LatentMCMC`: Langevin/HMC on the latent through the decoder (the
   paper's method);
-- :class:`~common.sampling.consistency.pixel.PixelLangevin` / :class:`~common.sampling.consistency.pixel.PixelGaussNewton`:
+- :class:`~common.sampling.consistency.pixel.PixelLangevin` /
+  :class:`~common.sampling.consistency.pixel.PixelGaussNewton`:
   decode once, sample in pixel space around ``x_hat = decode(z0_hat)`` with the Gaussian
   ``N(x_hat, r_k^2 I)`` as the prior term, encode the result;
 - :class:`~common.sampling.consistency.linear_gaussian.LinearGaussianStep`: an exact draw from the Gaussian
   conditional of a linear-Gaussian likelihood (perturb-and-solve with conjugate gradient).
 
 Pixel-space radius (:class:`PixelRadius`). DAPS approximates p(z0 | z_t) by N(z0_hat, sigma_k^2 I) in its own space.
-Through the decoder a latent perturbation of size sigma shrinks by the decoder's gain g (measured, 0.015-0.055 for
-the shipped priors), and the decoder cannot express everything (its round-trip error e): so in pixel space we use
-``r_k^2 = (g sigma_k)^2 + r_floor^2``, with g measured at every step as the RMS finite-difference gain of the
-decoder at ``z0_hat`` and ``r_floor`` a setting of the order of the VAE's round-trip error (pixel priors: g = 1,
-r_floor = 0, which is DAPS's ``r_k = sigma_k``).
+Through the decoder a latent perturbation of size sigma shrinks by the decoder's gain g (shipped black-hole prior:
+g = 0.017 at the first annealing step, so r = sigma would be ~60x too wide), and the decoder cannot express
+everything (the shipped VAEs' round trips of true movies reach 38 dB (black hole) and 25 dB (MRI)): so in pixel
+space we use ``r_k^2 = (g sigma_k)^2 + r_floor^2``, with g measured at every step as the RMS finite-difference gain
+of the decoder at ``z0_hat`` and ``r_floor`` (network units) how far the data may move the image away from what
+the decoder can express, chosen per domain by ``benchmarks/sweep_consistency.py`` (black hole 0.03, MRI 0.01).
+Pixel priors: g = 1, r_floor = 0, which is DAPS's ``r_k = sigma_k``.
 """
 
 from __future__ import annotations

@@ -11,7 +11,13 @@ from common.sampling.config import DAPSConfig
 from common.sampling.consistency.base import ConsistencyStep, Decoder, PixelRadius
 from common.sampling.consistency.latent import LatentMCMC
 from common.sampling.consistency.linear_gaussian import LinearGaussian, LinearGaussianStep
-from common.sampling.consistency.pixel import PixelGaussNewton, PixelLangevin, Residuals, whitened_gaussian
+from common.sampling.consistency.pixel import (
+    PixelGaussNewton,
+    PixelLangevin,
+    Residuals,
+    gaussian_smoother,
+    whitened_gaussian,
+)
 from common.sampling.mcmc import LogLikelihood
 
 
@@ -22,7 +28,8 @@ def make_step(config: DAPSConfig, denoiser: Denoiser, *, log_likelihood: LogLike
     """A fresh step object for one sampler call (pixel steps keep warm-start state across annealing steps).
 
     ``log_likelihood``: the latent step's (reference temperature), also used by pixel Langevin when neither
-    ``residuals`` nor ``linear`` are given (else their calibrated likelihood at ``config.temperature``); ``residuals``: whitened residuals of a least-squares likelihood (pixel Gauss-Newton,
+    ``residuals`` nor ``linear`` are given (else their calibrated likelihood at ``config.temperature``);
+    ``residuals``: whitened residuals of a least-squares likelihood (pixel Gauss-Newton,
     and pixel Langevin at the calibrated temperature); ``linear``: the linear-Gaussian model; ``project``: a
     constraint projection for pixel Gauss-Newton (e.g. non-negativity). ``ValueError`` names what is missing.
     """
@@ -42,7 +49,8 @@ def make_step(config: DAPSConfig, denoiser: Denoiser, *, log_likelihood: LogLike
                              "use pixel_kernel 'langevin'")
         return PixelGaussNewton(residuals, radius, decode, encode, temperature=config.temperature,
                                 gn_iters=config.dc_iters, final_iters=config.dc_final_iters,
-                                cg_iters=config.cg_iters, perturb=config.perturb, project=project)
+                                cg_iters=config.cg_iters, perturb=config.perturb, project=project,
+                                smooth=gaussian_smoother(config.smooth_px) if config.smooth_px > 0 else None)
     if residuals is not None:
         lik = whitened_gaussian(residuals, config.temperature)
     elif linear is not None:

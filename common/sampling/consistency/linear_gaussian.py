@@ -9,7 +9,8 @@ and an exact draw is the solution of ``P x = A^H (y + s e_y) / s^2 + (x_hat + r 
 normal (perturbation-optimisation, Papandreou & Yuille 2010; Orieux et al. 2012): the right-hand side has
 covariance P, so x has covariance P^-1 P P^-1 = P^-1 (``perturb="both"``). ``perturb="none"`` returns m (the
 conditional mean, the "posterior-mean variant"); ``"data"`` perturbs y only (the prior side's randomness then comes
-from DAPS's latent re-noising alone). ``temperature`` multiplies the noise std s (1: the model's own level). The solve is :func:`~common.sampling.cg.conjugate_gradient`, warm-started at x_hat.
+from DAPS's latent re-noising alone). ``temperature`` multiplies the noise std s (1: the model's own level).
+The solve is :func:`~common.sampling.cg.conjugate_gradient`, warm-started at x_hat.
 """
 
 from __future__ import annotations
