@@ -48,7 +48,7 @@ def test_demo_outputs_open_and_metrics_match_truth(demo_out: Path):
     metrics = json.loads((demo_out / "metrics.json").read_text())
     assert list(metrics) == ["STeP", "IDM+BCS", "IDM"]
     for row in metrics.values():
-        assert set(row) == {"psnr", "ssim", "dpsnr", "dssim", "misfit", "misfit_of_mean"}
+        assert set(row) == {"psnr", "ssim", "dpsnr", "dssim", "misfit", "misfit_of_mean", "psnr_of_mean"}
         assert 0 < row["misfit_of_mean"] <= row["misfit"] * (1 + 1e-6)  # ||A x - y|| is convex
     with xr.open_dataset(demo_out / "samples.nc", engine="h5netcdf") as ds:
         assert ds["STeP"].dims == ("sample", "frame", "y", "x") and ds["STeP"].shape == (2, 12, 64, 64)
