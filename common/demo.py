@@ -38,6 +38,7 @@ from common.nets.vae import FrameVAE
 from common.posterior import MethodPosterior, find_modes, posterior_dataset, uq_report, variable_name, write_netcdf
 from common.priors import PRIOR_FILES
 from common.sampling import PRESETS, DAPSConfig, daps, image_mode
+from common.sampling.config import DATA_STEPS, PERTURBATIONS
 from common.sampling.consistency import LinearGaussian, make_step
 
 METHODS = ("STeP", "IDM+BCS", "IDM")
@@ -362,6 +363,17 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quality", choices=("default", "paper"), default="default",
                         help="DAPS settings: CPU default, or the paper's Table 3 preset")
     parser.add_argument("--quick", action="store_true", help="tiny sampler settings (tests, smoke runs)")
+    parser.add_argument("--data-step", choices=DATA_STEPS, default=None,
+                        help="data-consistency step of DAPS (default: the setting's: pixel (black hole) or "
+                             "linear-gaussian (MRI) on the CPU default, latent for --quality paper)")
+    parser.add_argument("--perturb", choices=PERTURBATIONS, default=None,
+                        help="pixel / linear-gaussian steps: perturb data and prior (exact draws), data only, or "
+                             "none (conditional mean / mode) (default: the setting's)")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="multiplier of the data's own noise level for the pixel / linear-gaussian steps "
+                             "(1 = calibrated; default: the setting's)")
+    parser.add_argument("--radius-floor", type=float, default=None,
+                        help="floor of the pixel-space prior radius r_k, network units (default: the setting's)")
     parser.add_argument("--samples", type=int, default=None, help="posterior samples per method (default: per setting)")
     parser.add_argument("--seed", type=int, default=0, help="sample k uses seed + k (same for every method)")
     parser.add_argument("--modes", type=int, default=3, help="number of k-means modes (at most the samples)")
@@ -387,11 +399,18 @@ def paper_preset(filename: str) -> DAPSConfig:
 
 def sampler_config(args: argparse.Namespace, presets: dict[str, DAPSConfig]) -> DAPSConfig:
     """The DAPS config of ``--quick`` / ``--quality`` from ``presets`` (keys quick, default, paper), with the
-    progress bar on unless ``--no-progress``."""
-    key = "quick" if args.quick else args.quality
+    progress bar on unless ``--no-progress`` and the data-step options ``--data-step``, ``--perturb``,
+    ``--temperature``, ``--radius-floor`` where given (invalid values: ``DemoError`` naming the flag)."""
     import dataclasses
 
-    return dataclasses.replace(presets[key], progress=not args.no_progress)
+    key = "quick" if args.quick else args.quality
+    changes = {name: getattr(args, name, None) for name in ("data_step", "perturb", "temperature", "radius_floor")}
+    changes = {k: v for k, v in changes.items() if v is not None}
+    try:
+        return dataclasses.replace(presets[key], progress=not args.no_progress, **changes)
+    except ValueError as exc:
+        flags = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in changes.items())
+        raise DemoError(f"{flags}: {exc}") from exc
 
 
 def run_cli(func: Callable[[argparse.Namespace], int], prog: str) -> Callable[[argparse.Namespace], int]:

@@ -112,6 +112,8 @@ def test_presets():
     assert (p["paper"].annealing_steps, p["paper"].mcmc_steps, p["paper"].lr) == (25, 60, 1.2e-5)
     assert p["quick"].annealing_steps < p["default"].annealing_steps < p["paper"].annealing_steps
     assert p["default"].grad_clamp == pytest.approx(p["paper"].grad_clamp)
+    assert p["paper"].data_step == "latent" and p["default"].data_step == "pixel"
+    assert (p["default"].pixel_kernel, p["default"].temperature) == ("gauss-newton", 1.0)
 
 
 def test_shipped_prior_demo(tmp_path: Path):

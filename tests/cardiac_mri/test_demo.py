@@ -123,6 +123,8 @@ def test_bad_inputs_fail_clearly_without_outputs(prior: Path, tmp_path: Path, ca
     assert "takes 1 channels, an MRI prior takes 2" in capsys.readouterr().err
     assert demo_main(["--out", str(out), "--prior", str(prior), "--video", str(tmp_path / "v.safetensors")]) == 2
     assert "v.safetensors: file not found" in capsys.readouterr().err
+    assert demo_main(["--out", str(out), "--prior", str(prior), "--quick", "--temperature", "-1"]) == 2
+    assert "--temperature -1.0: DAPSConfig: temperature must be > 0" in capsys.readouterr().err
     assert not out.exists()
 
 
@@ -152,6 +154,7 @@ def test_presets():
 
     p = sampler_presets("paper")
     assert (p["paper"].annealing_steps, p["paper"].mcmc_steps, p["paper"].momentum) == (20, 53, 0.83)
+    assert p["paper"].data_step == "latent" and p["default"].data_step == "linear-gaussian"
     assert p["quick"].annealing_steps < p["default"].annealing_steps < p["paper"].annealing_steps
 
 
