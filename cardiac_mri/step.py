@@ -63,15 +63,20 @@ def sampler_presets(setting: str) -> dict[str, DAPSConfig]:
 
 
 def mri_task(lik: GaussianLikelihood, frames: int, size: int, truth: np.ndarray | None = None,
-             export=None, attrs: dict | None = None) -> ReconTask:
+             export=None, attrs: dict | None = None, noise_std: float | None = None) -> ReconTask:
     """The driver's view of a cine problem on the ``size`` x ``size`` grid (module docstring: units); ``lik`` is
-    the likelihood in data units (``scale`` set), from which the network-unit sampling likelihood is derived."""
+    the likelihood in data units (``scale`` set), from which the network-unit sampling likelihood is derived.
+    ``noise_std``: complex noise std per k-space sample on the grid, data units (default: estimated from the grid
+    k-space's readout edges, :func:`~cardiac_mri.likelihood.estimate_noise_std`; right when the grid keeps the
+    data's k-space extent, as in the demo; :func:`full_resolution_noise` for data resized to the grid)."""
     scale = lik.scale
     net_lik = GaussianLikelihood(lik.op, lik.y / scale, tau=lik.tau, scale=1.0)
     try:
-        noise_std = estimate_noise_std(net_lik.y, lik.op.mask)
+        noise_std = (estimate_noise_std(net_lik.y, lik.op.mask) if noise_std is None else noise_std / scale)
     except ValueError as exc:
         raise DemoError(f"STeP reconstruction: {exc}") from exc
+    if not (noise_std > 0 and np.isfinite(noise_std)):
+        raise DemoError(f"STeP reconstruction: the noise level must be a positive number, got {noise_std}")
     linear = linear_gaussian_model(net_lik, noise_std)
 
     def report(x: torch.Tensor) -> dict[str, float]:
@@ -151,6 +156,19 @@ def grid_problem(kspace: torch.Tensor, mask: torch.Tensor, size: int, calib: int
     return SenseOperator(maps, grid_mask), y.to(torch.complex64)
 
 
+def full_resolution_noise(kspace: torch.Tensor, mask: torch.Tensor, size: int) -> float:
+    """Noise std per complex k-space sample on the ``size`` grid, data units, from measured k-space of one slice
+    ``(t, coil, ky, kx)`` at its full resolution: :func:`~cardiac_mri.likelihood.estimate_noise_std` on the
+    readout edges of the full k-space (noise-dominated there; the grid's own edges are not once the data are
+    Fourier-resized), times ``size / side`` (``side = min(ky, kx)``), the factor by which
+    :func:`~cardiac_mri.images.to_model_grid` scales white noise."""
+    side = min(kspace.shape[-2:])
+    try:
+        return estimate_noise_std(kspace.to(torch.complex64), mask.to(torch.float32)) * size / side
+    except ValueError as exc:
+        raise DemoError(f"STeP reconstruction: {exc}") from exc
+
+
 def user_likelihood(op: SenseOperator, y: torch.Tensor, tau: float = REFERENCE_TAU) -> GaussianLikelihood:
     """Likelihood with ``scale`` from a 10-iteration CG-SENSE reconstruction of ``y`` (no truth needed)."""
     from cardiac_mri.baselines import sense_cg
@@ -189,9 +207,11 @@ def reconstruct_file(args: argparse.Namespace, kspace: np.ndarray, mask: torch.T
     out = Path(out)
     means = []
     for s in range(kspace.shape[1]):
-        op, y = grid_problem(torch.from_numpy(kspace[:, s]), mask, size, args.calib)
+        k_slice = torch.from_numpy(kspace[:, s])
+        op, y = grid_problem(k_slice, mask, size, args.calib)
         lik = user_likelihood(op, y)
-        task = mri_task(lik, kspace.shape[0], size, attrs={"input": str(args.input), "slice": s})
+        task = mri_task(lik, kspace.shape[0], size, attrs={"input": str(args.input), "slice": s},
+                        noise_std=full_resolution_noise(k_slice, mask, size))
         folder = out / f"{Path(name).stem}_slice_{s:02d}"
         sample_and_write(args, task, priors, folder, {"command": "stepvip mri reconstruct --method step"})
         import xarray as xr

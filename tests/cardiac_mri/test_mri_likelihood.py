@@ -94,3 +94,20 @@ def test_linear_gaussian_model_adjoint_and_likelihood():
     rhs = float((x * model.adjoint(v)).sum())
     assert lhs == pytest.approx(rhs, rel=1e-4)
     assert torch.allclose(model.log_likelihood(x), lik(x) * 0.1**2 / 0.05**2, rtol=1e-4)
+
+
+def test_full_resolution_noise_matches_the_noise_on_the_model_grid():
+    """Pure noise k-space at full resolution (ky 48 x kx 96), moved to a 32 x 32 grid as the STeP path does: the
+    full-resolution estimate scaled by size / side equals the noise std actually found on the grid."""
+    from cardiac_mri.images import to_model_grid
+    from cardiac_mri.sense import fft2c, ifft2c
+    from cardiac_mri.step import full_resolution_noise
+
+    gen = torch.Generator().manual_seed(4)
+    k = 0.03 / 2**0.5 * torch.complex(torch.randn(4, 3, 48, 96, generator=gen), torch.randn(4, 3, 48, 96,
+                                                                                           generator=gen))
+    mask = torch.ones(48, 96)
+    grid_k = fft2c(to_model_grid(ifft2c(k), 32))
+    on_grid = float(grid_k.abs().pow(2).mean().sqrt())
+    assert full_resolution_noise(k, mask, 32) == pytest.approx(on_grid, rel=0.05)
+    assert on_grid == pytest.approx(0.03 * 32 / 48, rel=0.05)
