@@ -53,8 +53,7 @@ class DAPSConfig:
     ``r_k = sqrt((g sigma_k)^2 + radius_floor^2)`` (g the measured decoder gain, network units); ``smooth_px``:
     std (pixels) of the Gaussian shape of the pixel Gauss-Newton step's prior correction (0: white).
     ``dc_iters``: Gauss-Newton iterations (or Langevin steps) per annealing step, ``dc_final_iters`` at the last
-    one (Gauss-Newton: at most, it stops once the objective stalls); ``cg_iters``: conjugate-gradient iterations
-    per solve. ``perturb``: ``"both"`` (data and prior centre:
+    one; ``cg_iters``: conjugate-gradient iterations per solve. ``perturb``: ``"both"`` (data and prior centre:
     exact for linear-Gaussian models), ``"data"`` (data only), ``"none"`` (conditional mean / mode).
     ``temperature``: multiplier of the data's own noise level (1 = calibrated: the error bars of the data, or the
     noise estimated from them) for the pixel and linear-Gaussian steps; the latent step's temperature is the
