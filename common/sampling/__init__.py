@@ -1,11 +1,10 @@
 """DAPS posterior sampling with diffusion priors (STeP paper Sec. 3.3, Algorithm 1; IDM/IDM+BCS baselines, App. B.3).
 
 Public API: :class:`DAPSConfig` (+ ``from_yaml``/``from_dict``, :func:`load_daps_preset`, the folder ``PRESETS`` of
-the paper's Table 3 presets), :func:`daps` (any data-consistency step of :mod:`common.sampling.consistency`,
-returns latent and pixel
-samples), :func:`daps_sample` (the paper's latent step, returns the latent),
-:class:`SamplingError`, the callback tools :class:`SamplingEvent`, :class:`TraceRecorder`, :class:`ProgressBar`, the
-IDM helpers :func:`image_mode` and :func:`per_frame`, and the building blocks :func:`pf_ode_euler`,
+the paper's Table 3 presets), :func:`daps` (any data-consistency step of :mod:`common.sampling.consistency`;
+returns latent and pixel samples), :func:`daps_sample` (the paper's latent step; returns the latent),
+:class:`SamplingError`, the callback tools :class:`SamplingEvent`, :class:`TraceRecorder`, :class:`ProgressBar`,
+the IDM helpers :func:`image_mode` and :func:`per_frame`, and the building blocks :func:`pf_ode_euler`,
 :func:`langevin_step`, :func:`hmc_step`, :func:`make_generators`, :class:`PerSampleNoise`.
 """
 
