@@ -26,10 +26,11 @@ class CGInfo:
 
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Real inner product per batch element, ``[B]`` (complex tensors: ``Re <a, b>``)."""
+    """Real inner product per batch element in float64, ``[B]`` (complex tensors: ``Re <a, b>``); float64 so that
+    the tiny residuals of a converged float32 system do not underflow to 0/0."""
     if a.is_complex():
-        return (a.conj() * b).real.flatten(1).sum(1)
-    return (a * b).flatten(1).sum(1)
+        return (a.conj() * b).real.flatten(1).double().sum(1)
+    return (a * b).flatten(1).double().sum(1)
 
 
 def _bcast(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -56,6 +57,8 @@ def conjugate_gradient(apply: Callable[[torch.Tensor], torch.Tensor], b: torch.T
     b_norm = _dot(b, b).sqrt()
     target = rtol * b_norm
     rr = _dot(r, r)
+    if not bool(torch.isfinite(rr).all() and torch.isfinite(b_norm).all()):
+        raise FloatingPointError("conjugate_gradient: non-finite right-hand side or initial residual (iteration 0)")
     active = rr.sqrt() > target
     p = r.clone()
     it = 0

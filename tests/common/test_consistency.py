@@ -250,3 +250,15 @@ def test_progress_bar_shows_the_report_in_user_units(capsys) -> None:
     text = str(bar.bar)
     bar.close()
     assert "chi2_cp=1.234" in text and "3.98e+09" not in text
+
+
+def test_a_non_finite_solve_is_a_sampling_error_naming_the_step() -> None:
+    from common.sampling import SamplingError
+
+    prob = Problem(seed=12)
+    model = prob.model()
+    bad = LinearGaussian(lambda x: model.forward(x) * float("nan"), model.adjoint, model.y, model.noise_std)
+    step = LinearGaussianStep(bad, radius(prob.r), perturb="none")
+    with pytest.raises(SamplingError, match="linear-Gaussian solve at annealing step 0") as info:
+        step(prob.state(2))
+    assert info.value.anneal_step == 0 and info.value.source == "linear-Gaussian solve"

@@ -34,6 +34,7 @@ from typing import Protocol
 
 import torch
 
+from common.sampling.cg import conjugate_gradient
 from common.sampling.errors import SamplingError
 from common.sampling.noise import PerSampleNoise
 from common.sampling.progress import Callback
@@ -107,6 +108,17 @@ def decoder_gain(decode: Decoder, z: torch.Tensor, x: torch.Tensor, noise: PerSa
     px = x0[0].numel() / z[0].numel()  # pixels per latent element: RMS per element on both sides
     ratio = (x1 - x0).flatten(1).norm(dim=1) / (delta * u.flatten(1).norm(dim=1) * math.sqrt(px))
     return float(ratio.mean())
+
+
+def solve_or_raise(apply: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, x0: torch.Tensor | None,
+                   max_iter: int, rtol: float, what: str, k: int, sigma: float) -> torch.Tensor:
+    """:func:`~common.sampling.cg.conjugate_gradient`, with a non-finite residual reported as
+    :class:`SamplingError` naming the annealing step and ``what`` was being solved."""
+    try:
+        return conjugate_gradient(apply, b, x0, max_iter=max_iter, rtol=rtol)[0]
+    except FloatingPointError as exc:
+        raise SamplingError(f"DAPS: {exc} in the {what} at annealing step {k} (sigma={sigma:.4g}), "
+                            "data-consistency step", anneal_step=k, mcmc_step=None, source=what) from exc
 
 
 def require_finite(x: torch.Tensor, what: str, k: int, sigma: float) -> None:

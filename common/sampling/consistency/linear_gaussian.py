@@ -20,8 +20,14 @@ from dataclasses import dataclass
 
 import torch
 
-from common.sampling.cg import conjugate_gradient
-from common.sampling.consistency.base import Decoder, PixelRadius, StepResult, StepState, require_finite
+from common.sampling.consistency.base import (
+    Decoder,
+    PixelRadius,
+    StepResult,
+    StepState,
+    require_finite,
+    solve_or_raise,
+)
 
 
 @dataclass
@@ -102,8 +108,8 @@ class LinearGaussianStep:
         def normal(v: torch.Tensor) -> torch.Tensor:
             return w_y * m.adjoint(m.forward(v)) + w_x * v
 
-        x, _ = conjugate_gradient(normal, rhs, x_hat, max_iter=self.cg_iters, rtol=self.cg_rtol)
-        return x
+        return solve_or_raise(normal, rhs, x_hat, self.cg_iters, self.cg_rtol, "linear-Gaussian solve", s.k,
+                              s.sigma)
 
 
 def measurement_noise(s: StepState, y: torch.Tensor) -> torch.Tensor:

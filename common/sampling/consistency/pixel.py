@@ -32,12 +32,19 @@ from dataclasses import dataclass, field
 
 import torch
 
-from common.sampling.cg import conjugate_gradient
-from common.sampling.consistency.base import Decoder, PixelRadius, StepResult, StepState, require_finite
+from common.sampling.consistency.base import (
+    Decoder,
+    PixelRadius,
+    StepResult,
+    StepState,
+    require_finite,
+    solve_or_raise,
+)
 from common.sampling.mcmc import LogLikelihood
 from common.sampling.progress import SamplingEvent
 
 PERTURB = ("both", "data", "none")
+MAX_DAMPING = 1e8  # x 1/r^2: a sample that cannot improve (a kink of the projection) has converged; stop growing mu
 Residuals = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -199,7 +206,7 @@ class PixelGaussNewton:
             phi = torch.where(better, phi_prev, phi)
         mu = torch.full_like(phi, 1.0 / r**2)
         for j in range(self.final_iters if s.k == s.n - 1 else self.gn_iters):
-            u, phi, mu = self._iteration(f, u, phi, mu, e_u, e_y, r, objective)
+            u, phi, mu = self._iteration(f, u, phi, mu, e_u, e_y, r, objective, s.k, s.sigma)
             require_finite(u, "pixel Gauss-Newton state", s.k, s.sigma)
             if s.hook is not None:
                 s.hook(SamplingEvent(s.k, s.n, j, s.sigma, r, float(phi.mean())))
@@ -209,7 +216,7 @@ class PixelGaussNewton:
             ll = -0.5 * (self.residuals(x) ** 2).sum(1) / t**2
         return StepResult(z0=_encode(self.encode, x), x0=x, log_likelihood=ll, lr=r)
 
-    def _iteration(self, f, u, phi, mu, e_u, e_y, r, objective):
+    def _iteration(self, f, u, phi, mu, e_u, e_y, r, objective, k, sigma):
         """One Levenberg-Marquardt iteration, per sample: ``(u, objective, damping)`` after it."""
         t = self.temperature
         rho, jvp, jt = linearise(f, u)
@@ -221,13 +228,13 @@ class PixelGaussNewton:
             def normal(v: torch.Tensor, damp: torch.Tensor = damp) -> torch.Tensor:
                 return jt(jvp(v)) / t**2 + damp * v
 
-            d, _ = conjugate_gradient(normal, -grad, max_iter=self.cg_iters, rtol=self.cg_rtol)
+            d = solve_or_raise(normal, -grad, None, self.cg_iters, self.cg_rtol, "Gauss-Newton solve", k, sigma)
             trial = u + d
             phi_t = objective(trial)
             ok = todo & torch.isfinite(phi_t) & (phi_t < phi)
             u = torch.where(_bcast(ok, u), trial, u)
             phi = torch.where(ok, phi_t, phi)
-            mu = torch.where(ok, mu / 10.0, torch.where(todo, mu * 4.0, mu))
+            mu = torch.where(ok, mu / 10.0, torch.where(todo, mu * 4.0, mu)).clamp(max=MAX_DAMPING / r**2)
             todo = todo & ~ok
             if not bool(todo.any()):
                 break
