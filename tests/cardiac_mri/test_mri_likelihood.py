@@ -111,3 +111,22 @@ def test_full_resolution_noise_matches_the_noise_on_the_model_grid():
     on_grid = float(grid_k.abs().pow(2).mean().sqrt())
     assert full_resolution_noise(k, mask, 32) == pytest.approx(on_grid, rel=0.05)
     assert on_grid == pytest.approx(0.03 * 32 / 48, rel=0.05)
+
+
+def test_single_coil_solve_needs_at_most_two_cg_iterations() -> None:
+    """Single coil (A = mask x unitary FFT): A^H A / s^2 + I / r^2 has two distinct eigenvalues, so CG is exact in
+    two iterations; this is why the linear-Gaussian step needs no separate closed form for diagonal operators."""
+    from cardiac_mri.sense import channels_to_complex
+    from common.sampling.cg import conjugate_gradient
+    from common.sampling.consistency import LinearGaussian
+
+    op = SenseOperator.single_coil(equispaced_mask(16, 16, 4, 4))
+    g = torch.Generator().manual_seed(13)
+    y = torch.complex(torch.randn(3, 1, 16, 16, generator=g), torch.randn(3, 1, 16, 16, generator=g)) * op.mask
+    model = LinearGaussian(lambda x: op(channels_to_complex(x)),
+                           lambda v: complex_to_channels(op.adjoint(v)), y, 0.1)
+    w_y, w_x = 1 / 0.1**2, 1 / 0.5**2
+    rhs = w_y * model.adjoint(y[None]) + w_x * torch.randn(1, 3, 2, 16, 16, generator=g)
+    _, info = conjugate_gradient(lambda v: w_y * model.adjoint(model.forward(v)) + w_x * v, rhs, max_iter=50,
+                                 rtol=1e-5)
+    assert info.iterations <= 2 and bool(info.converged.all())

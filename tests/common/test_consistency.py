@@ -262,3 +262,4 @@ def test_a_non_finite_solve_is_a_sampling_error_naming_the_step() -> None:
     with pytest.raises(SamplingError, match="linear-Gaussian solve at annealing step 0") as info:
         step(prob.state(2))
     assert info.value.anneal_step == 0 and info.value.source == "linear-Gaussian solve"
+
