@@ -220,7 +220,7 @@ def sample_method(task: ReconTask, priors: Priors, method: str, config: DAPSConf
 
 def describe_setting(config: DAPSConfig) -> str:
     """One line naming the sampler setting, e.g. "5 annealing x 3 ODE steps, data step pixel (gauss-newton, 4
-    iterations, 20 at the last)"."""
+    iterations, 35 at the last, temperature 1)"."""
     head = f"{config.annealing_steps} annealing x {config.ode_steps} ODE steps, data step {config.data_step}"
     if config.data_step == "latent":
         return f"{head} ({config.mcmc_steps} {config.kernel} steps through the decoder)"
