@@ -120,10 +120,15 @@ def blackhole_task(data: ClosureData, npix: int, fov_uas: float = DEFAULT_FOV_UA
         return np.clip(v / np.where(peak > 0, peak, 1.0), 0.0, 1.0)
 
     def export(out: Path, posts: list[MethodPosterior]) -> list[Path]:
+        """Per method: the posterior mean (``mean_NNNN.fits``) and the best-fitting sample, lowest
+        (chi~2_cp + chi~2_logca) / 2 (``best_NNNN.fits``): closures are nonlinear, so a mean of samples that each
+        fit the data need not fit it (its chi~2 is in ``metrics.json`` as ``chi2_*_of_mean``)."""
         paths = []
         for p in posts:
-            paths += write_fits_movie(p.mean_sample(), out / "fits" / variable_name(p.method), psize, times,
-                                      prefix="mean")
+            folder = out / "fits" / variable_name(p.method)
+            paths += write_fits_movie(p.mean_sample(), folder, psize, times, prefix="mean")
+            best = int(np.argmin(p.fit["chi2_cp"] + p.fit["chi2_logca"]))
+            paths += write_fits_movie(p.samples[best], folder, psize, times, prefix="best")
         return paths
 
     offs = pixel_offsets_uas(npix, fov_uas)

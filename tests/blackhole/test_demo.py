@@ -70,6 +70,8 @@ def test_demo_outputs_open_and_metrics_match_truth(demo_out: Path):
         assert metrics["IDM"]["psnr"] == pytest.approx(ref, rel=1e-4)
     uq = json.loads((demo_out / "uq.json").read_text())
     assert sum(m["size"] for m in uq["STeP"]["modes"]) == uq["STeP"]["samples"] == 2
+    with fits.open(demo_out / "fits" / "IDM_BCS" / "best_0063.fits") as hdul:  # the best-fitting sample
+        assert hdul[0].data.shape == (64, 64)
     with fits.open(demo_out / "fits" / "IDM_BCS" / "mean_0000.fits") as hdul:
         assert hdul[0].header["BUNIT"] == "JY/PIXEL" and hdul[0].data.shape == (64, 64)
     for name in ("frames.png", "differences.png", "mean_std_STeP.png", "STeP.gif", "IDM_BCS.gif", "obs.uvfits"):
