@@ -17,7 +17,7 @@ from torch import nn
 
 from common.denoisers import Denoiser
 from common.sampling.config import DAPSConfig
-from common.sampling.consistency.base import ConsistencyStep, StepState
+from common.sampling.consistency.base import ConsistencyStep, StepState, apply_or_identity
 from common.sampling.consistency.latent import LatentMCMC
 from common.sampling.errors import SamplingError
 from common.sampling.mcmc import Decoder, LogLikelihood
@@ -112,7 +112,7 @@ def daps(denoiser: Denoiser, step: ConsistencyStep, shape: Sequence[int], config
                 extra = None
                 if report is not None:
                     with torch.no_grad():
-                        extra = dict(report(x0 if x0 is not None else _decoded(step, result.z0)))
+                        extra = dict(report(x0 if x0 is not None else apply_or_identity(step.decode, result.z0)))
                 hook(SamplingEvent(k, n, None, sigma, result.lr, float(-ll.mean()), extra))
             sigma_next = sigmas[k + 1]  # line 9 (0 at the last step: nothing added)
             z = result.z0 + sigma_next * noise.randn(batch_consistent=batch_consistent) if sigma_next > 0 \
@@ -121,14 +121,8 @@ def daps(denoiser: Denoiser, step: ConsistencyStep, shape: Sequence[int], config
         if bar is not None:
             bar.close()
     z = z.detach()
-    pixels = x0.detach() if x0 is not None else _decoded(step, z)
+    pixels = x0.detach() if x0 is not None else apply_or_identity(step.decode, z)
     return DAPSResult(latent=z, pixels=pixels)
-
-
-@torch.no_grad()
-def _decoded(step: ConsistencyStep, z: torch.Tensor) -> torch.Tensor:
-    decode = getattr(step, "decode", None)
-    return z if decode is None else decode(z)
 
 
 

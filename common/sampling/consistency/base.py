@@ -35,6 +35,7 @@ from typing import Protocol
 import torch
 
 from common.sampling.cg import conjugate_gradient
+from common.sampling.config import PERTURBATIONS
 from common.sampling.errors import SamplingError
 from common.sampling.noise import PerSampleNoise
 from common.sampling.progress import Callback
@@ -108,6 +109,18 @@ def decoder_gain(decode: Decoder, z: torch.Tensor, x: torch.Tensor, noise: PerSa
     px = x0[0].numel() / z[0].numel()  # pixels per latent element: RMS per element on both sides
     ratio = (x1 - x0).flatten(1).norm(dim=1) / (delta * u.flatten(1).norm(dim=1) * math.sqrt(px))
     return float(ratio.mean())
+
+
+@torch.no_grad()
+def apply_or_identity(func: Decoder | None, x: torch.Tensor) -> torch.Tensor:
+    """``func(x)`` without gradient, or ``x`` when ``func`` is None (pixel priors have no decoder / encoder)."""
+    return x if func is None else func(x)
+
+
+def check_perturb(owner: str, perturb: str) -> None:
+    """``ValueError`` unless ``perturb`` is one of :data:`~common.sampling.config.PERTURBATIONS`."""
+    if perturb not in PERTURBATIONS:
+        raise ValueError(f"{owner}: perturb must be one of {PERTURBATIONS}, got {perturb!r}")
 
 
 def solve_or_raise(apply: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, x0: torch.Tensor | None,

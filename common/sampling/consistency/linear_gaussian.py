@@ -15,6 +15,7 @@ The solve is :func:`~common.sampling.cg.conjugate_gradient`, warm-started at x_h
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,6 +26,8 @@ from common.sampling.consistency.base import (
     PixelRadius,
     StepResult,
     StepState,
+    apply_or_identity,
+    check_perturb,
     require_finite,
     solve_or_raise,
 )
@@ -46,7 +49,7 @@ class LinearGaussian:
     noise_std: float
 
     def __post_init__(self) -> None:
-        if not (self.noise_std > 0 and torch.isfinite(torch.tensor(self.noise_std))):
+        if not (self.noise_std > 0 and math.isfinite(self.noise_std)):
             raise ValueError(f"LinearGaussian: noise_std must be a positive finite number, got {self.noise_std!r}")
 
     def log_likelihood(self, x: torch.Tensor) -> torch.Tensor:
@@ -76,21 +79,18 @@ class LinearGaussianStep:
     cg_rtol: float = 1e-4
 
     def __post_init__(self) -> None:
-        if self.perturb not in ("both", "data", "none"):
-            raise ValueError(f"LinearGaussianStep: perturb must be both, data or none, got {self.perturb!r}")
+        check_perturb("LinearGaussianStep", self.perturb)
         if not self.temperature > 0:
             raise ValueError(f"LinearGaussianStep: temperature must be > 0, got {self.temperature!r}")
 
     def __call__(self, s: StepState) -> StepResult:
-        m = self.model
+        x_hat = apply_or_identity(self.decode, s.z0_hat)
+        r = self.radius(s.sigma, s.z0_hat, x_hat, self.decode, s.noise)
         with torch.no_grad():
-            x_hat = s.z0_hat if self.decode is None else self.decode(s.z0_hat)
-            r = self.radius(s.sigma, s.z0_hat, x_hat, self.decode, s.noise)
             x = self.solve(x_hat, r, s)
             require_finite(x, "linear-Gaussian draw", s.k, s.sigma)
-            z0 = x if self.encode is None else self.encode(x)
-            ll = m.log_likelihood(x) / self.temperature**2
-        return StepResult(z0=z0, x0=x, log_likelihood=ll, lr=r)
+            ll = self.model.log_likelihood(x) / self.temperature**2
+        return StepResult(z0=apply_or_identity(self.encode, x), x0=x, log_likelihood=ll, lr=r)
 
     def solve(self, x_hat: torch.Tensor, r: float, s: StepState) -> torch.Tensor:
         """The draw (or mean) for prior centre ``x_hat`` ``[B, ...]`` and radius ``r``."""

@@ -15,13 +15,14 @@ next re-noising and keep the pixel sample itself as the output. No decoder pass 
 - :class:`PixelGaussNewton`: for least-squares likelihoods ``log p(y | x) = -||rho(x)||^2 / (2 t^2)`` with whitened
   residuals rho (e.g. closure phases and log closure amplitudes over their sigmas; t the temperature multiplier,
   1 = the data's own error bars): randomised maximum likelihood (Oliver et al. 1996; "randomise-then-optimise",
-  Bardsley et al. 2014). Perturb the data (``rho - t e_y``) and the prior centre (``x_hat + r_k e_x``) and minimise
-  the perturbed (*) by a few Gauss-Newton iterations, each a conjugate-gradient solve of
-  ``(J^T J / t^2 + I / r_k^2) d = -grad`` with J by forward/reverse-mode autodiff (no matrix), with a per-sample
-  backtracking line search. For a linear rho it is the exact draw of
+  Bardsley et al. 2014). The unknown is a correction u of the decoded estimate, ``x = project(x_hat + B u)``;
+  perturb the data (and, with ``perturb="both"``, the prior of u) and minimise the perturbed (*) by
+  Levenberg-Marquardt Gauss-Newton, each iteration a conjugate-gradient solve of
+  ``(J^T J / t^2 + (1 / r_k^2 + mu) I) d = -grad`` with J applied by reverse-mode autodiff only (no matrix). For a
+  linear rho, B = I and no projection it is the exact draw of
   :class:`~common.sampling.consistency.linear_gaussian.LinearGaussianStep`; for a nonlinear one an approximate
-  posterior sample that fits the data as well as the posterior does, whatever the curvature (1e11-1e14 for closures
-  in Jy/pixel units): the solve is invariant to the scale of the problem, so nothing needs tuning.
+  posterior sample that fits the data, whatever the curvature (1e11-1e14 for closures in Jy/pixel units): the
+  solve is invariant to the scale of the problem, so no step size needs tuning.
 """
 
 from __future__ import annotations
@@ -37,25 +38,16 @@ from common.sampling.consistency.base import (
     PixelRadius,
     StepResult,
     StepState,
+    apply_or_identity,
+    check_perturb,
     require_finite,
     solve_or_raise,
 )
 from common.sampling.mcmc import LogLikelihood
 from common.sampling.progress import SamplingEvent
 
-PERTURB = ("both", "data", "none")
 MAX_DAMPING = 1e8  # x 1/r^2: a sample that cannot improve (a kink of the projection) has converged; stop growing mu
 Residuals = Callable[[torch.Tensor], torch.Tensor]
-
-
-def _decode(decode: Decoder | None, z: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        return z if decode is None else decode(z)
-
-
-def _encode(encode: Decoder | None, x: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        return x if encode is None else encode(x)
 
 
 @dataclass
@@ -74,7 +66,7 @@ class PixelLangevin:
     _v: torch.Tensor | None = field(default=None, repr=False)
 
     def __call__(self, s: StepState) -> StepResult:
-        x_hat = _decode(self.decode, s.z0_hat)
+        x_hat = apply_or_identity(self.decode, s.z0_hat)
         r = self.radius(s.sigma, s.z0_hat, x_hat, self.decode, s.noise)
         lam = self.curvature(x_hat, s)
         lr = self.step_fraction / (lam + 1.0 / r**2)  # [B]
@@ -91,7 +83,7 @@ class PixelLangevin:
                 s.hook(SamplingEvent(s.k, s.n, j, s.sigma, float(lr.mean()), float(-ll.mean())))
         with torch.no_grad():
             ll = self.log_likelihood(x)
-        return StepResult(z0=_encode(self.encode, x), x0=x, log_likelihood=ll, lr=float(lr.mean()))
+        return StepResult(z0=apply_or_identity(self.encode, x), x0=x, log_likelihood=ll, lr=float(lr.mean()))
 
     def curvature(self, x: torch.Tensor, s: StepState) -> torch.Tensor:
         """Largest |eigenvalue| of the Hessian of -log p(y | x) at ``x``, per sample ``[B]`` (power iteration)."""
@@ -167,11 +159,10 @@ class PixelGaussNewton:
     _prev: torch.Tensor | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if self.perturb not in PERTURB:
-            raise ValueError(f"PixelGaussNewton: perturb must be one of {PERTURB}, got {self.perturb!r}")
+        check_perturb("PixelGaussNewton", self.perturb)
 
     def __call__(self, s: StepState) -> StepResult:
-        x_hat = _decode(self.decode, s.z0_hat)
+        x_hat = apply_or_identity(self.decode, s.z0_hat)
         r = self.radius(s.sigma, s.z0_hat, x_hat, self.decode, s.noise)
         t = self.temperature
         smooth = self.smooth if self.smooth is not None else _identity
@@ -214,7 +205,7 @@ class PixelGaussNewton:
         with torch.no_grad():
             x = image(u)
             ll = -0.5 * (self.residuals(x) ** 2).sum(1) / t**2
-        return StepResult(z0=_encode(self.encode, x), x0=x, log_likelihood=ll, lr=r)
+        return StepResult(z0=apply_or_identity(self.encode, x), x0=x, log_likelihood=ll, lr=r)
 
     def _iteration(self, f, u, phi, mu, e_u, e_y, r, objective, k, sigma):
         """One Levenberg-Marquardt iteration, per sample: ``(u, objective, damping)`` after it."""
