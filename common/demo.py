@@ -36,7 +36,7 @@ from common.metrics import dpsnr, dssim, psnr, ssim
 from common.nets.unet import VideoUNet
 from common.nets.vae import FrameVAE
 from common.posterior import MethodPosterior, find_modes, posterior_dataset, uq_report, variable_name, write_netcdf
-from common.priors import PRIOR_FILES
+from common.priors import PRIOR_FILES, REQUIRED
 from common.sampling import PRESETS, DAPSConfig, daps, image_mode
 from common.sampling.config import DATA_STEPS, PERTURBATIONS
 from common.sampling.consistency import LinearGaussian, make_step
@@ -52,41 +52,63 @@ class DemoError(ValueError):
 
 @dataclass
 class Priors:
-    """The three networks of a STeP prior and the files they came from."""
+    """The networks of a STeP prior and the files they came from; ``vae`` is None for a pixel-space prior."""
 
-    vae: FrameVAE
+    vae: FrameVAE | None
     image: VideoUNet
     video: VideoUNet
     paths: dict[str, str]
 
     @property
     def latent_factor(self) -> int:
-        return self.vae.config.downsampling
+        """Spatial downsampling from frames to the UNets' grid (1 in pixel space)."""
+        return 1 if self.vae is None else self.vae.config.downsampling
+
+    @property
+    def frame_channels(self) -> int:
+        """Channels ``C`` of the frames the prior describes (1 black hole; 2 = real, imag for MRI)."""
+        return self.image.config.in_channels if self.vae is None else self.vae.config.in_channels
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.image.parameters()).device
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Frames ``[B, T, C, H, W]`` -> the UNets' representation (VAE mean, or the frames themselves)."""
+        return x if self.vae is None else self.vae.encode(x)[0]
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """The UNets' representation -> frames (VAE decoder, or the identity)."""
+        return z if self.vae is None else self.vae.decode(z)
 
 
 def resolve_prior_paths(prior_dir: str | Path | None, overrides: dict[str, str | Path | None],
                         default: Callable[[], dict]) -> dict[str, Path]:
-    """Checkpoint paths: ``prior_dir/{vae,image,video}.safetensors``, else the shipped ones from ``default()``;
-    single files in ``overrides`` replace either. Every path must exist (``DemoError`` names the missing one);
-    nothing falls back to another prior."""
+    """Checkpoint paths: ``prior_dir/{image,video[,vae]}.safetensors``, else the shipped ones from ``default()``;
+    single files in ``overrides`` replace either. A folder without ``vae.safetensors`` is a pixel-space prior (no
+    ``vae`` key). Every path given must exist (``DemoError`` names the missing one); nothing falls back to another
+    prior."""
     chosen = {k: Path(v) for k, v in overrides.items() if v is not None}
     if prior_dir is not None:
         d = Path(prior_dir)
         if not d.is_dir():
-            names = ", ".join(f"{k}.safetensors" for k in PRIOR_KEYS)
-            raise DemoError(f"--prior {d}: no such folder (expected one holding {names})")
-        base = {k: d / f"{k}.safetensors" for k in PRIOR_KEYS}
-    elif len(chosen) == len(PRIOR_KEYS):
+            raise DemoError(f"--prior {d}: no such folder (expected one holding image.safetensors, "
+                            "video.safetensors and, for a latent prior, vae.safetensors)")
+        base = {k: d / f"{k}.safetensors" for k in PRIOR_KEYS if k in REQUIRED or (d / f"{k}.safetensors").is_file()}
+    elif all(k in chosen for k in REQUIRED):
         base = {}
     else:
         try:
             base = {k: Path(v) for k, v in default().items()}
         except (ImportError, FileNotFoundError) as exc:
             raise DemoError(f"the shipped prior is not available ({exc}); pass --prior DIR holding "
-                            "vae.safetensors, image.safetensors, video.safetensors (or --vae/--image/--video)") from exc
+                            "image.safetensors, video.safetensors [, vae.safetensors] "
+                            "(or --image/--video [--vae])") from exc
     paths = {**base, **chosen}
     for k in PRIOR_KEYS:
         if k not in paths:
+            if k not in REQUIRED:
+                continue
             raise DemoError(f"prior checkpoint {k!r} not given")
         if not paths[k].is_file():
             raise DemoError(f"prior {k} checkpoint {paths[k]}: file not found")
@@ -94,25 +116,29 @@ def resolve_prior_paths(prior_dir: str | Path | None, overrides: dict[str, str |
 
 
 def load_priors(paths: dict[str, Path], map_location: str | torch.device = "cpu") -> Priors:
-    """Load and cross-check the checkpoints (latent channels, image prior without temporal layers)."""
+    """Load and cross-check the checkpoints (channels, a video prior with temporal layers); no ``vae`` path = a
+    pixel-space prior."""
     try:
         map_location = torch.device(map_location)
     except RuntimeError as exc:
         raise DemoError(f"--device {map_location!r}: not a torch device ({exc})") from exc
     try:
-        vae = checkpoints.load(paths["vae"], map_location, expect=FrameVAE)
+        vae = checkpoints.load(paths["vae"], map_location, expect=FrameVAE) if "vae" in paths else None
         image = checkpoints.load(paths["image"], map_location, expect=VideoUNet)
         video = checkpoints.load(paths["video"], map_location, expect=VideoUNet)
     except checkpoints.CheckpointError as exc:
         raise DemoError(str(exc)) from exc
+    want = image.config.in_channels if vae is None else vae.config.latent_channels
     for key, net in (("image", image), ("video", video)):
-        if net.config.in_channels != vae.config.latent_channels:
+        if net.config.in_channels != want:
+            source = f"the image UNet {paths['image']} has" if vae is None else f"the VAE {paths['vae']} has"
             raise DemoError(f"prior {key} checkpoint {paths[key]}: UNet has {net.config.in_channels} input channels, "
-                            f"the VAE {paths['vae']} has {vae.config.latent_channels} latent channels")
+                            f"{source} {want}")
     if not video.config.temporal:
         raise DemoError(f"prior video checkpoint {paths['video']}: the UNet has no temporal layers (not a STeP prior)")
     for net in (vae, image, video):
-        net.requires_grad_(False)
+        if net is not None:
+            net.requires_grad_(False)
     return Priors(vae=vae, image=image, video=video, paths={k: str(v) for k, v in paths.items()})
 
 
@@ -122,8 +148,9 @@ def priors_from_args(args: argparse.Namespace, default: Callable[[], dict], chan
     2 (real, imag)")."""
     paths = resolve_prior_paths(args.prior, {"vae": args.vae, "image": args.image, "video": args.video}, default)
     priors = load_priors(paths, map_location=args.device)
-    if priors.vae.config.in_channels != channels:
-        raise DemoError(f"prior {paths['vae']}: the VAE takes {priors.vae.config.in_channels} channels, {domain}")
+    if priors.frame_channels != channels:
+        source = paths["vae"] if priors.vae is not None else paths["image"]
+        raise DemoError(f"prior {source}: takes {priors.frame_channels}-channel frames, {domain}")
     return priors
 
 
@@ -195,24 +222,23 @@ def sample_method(task: ReconTask, priors: Priors, method: str, config: DAPSConf
     other devices).
     """
     if batch is None:
-        batch = 1 if next(priors.vae.parameters()).device.type == "cpu" else n_samples
+        batch = 1 if priors.device.type == "cpu" else n_samples
     if batch < n_samples:
         return torch.cat([sample_method(task, priors, method, config, min(batch, n_samples - k), seed + k, batch)
                           for k in range(0, n_samples, batch)])
     c, h, w = task.image_shape
     f = priors.latent_factor
-    if h % f or w % f or c != priors.vae.config.in_channels:
-        raise DemoError(f"{task.name}: frames {task.image_shape} do not fit the VAE ({priors.paths['vae']}: "
-                        f"{priors.vae.config.in_channels} channels, {f}x downsampling)")
+    grid = f * priors.image.config.patch * 2 ** (len(priors.image.config.channels) - 1)
+    if h % grid or w % grid or c != priors.frame_channels:
+        raise DemoError(f"{task.name}: frames {task.image_shape} do not fit the prior ({priors.paths['image']}: "
+                        f"{priors.frame_channels} channels, sizes divisible by {grid})")
     denoiser, bcs = method_denoiser(method, priors)
-    shape = (n_samples, task.frames, priors.vae.config.latent_channels, h // f, w // f)
-
-    def encode(x: torch.Tensor) -> torch.Tensor:
-        return priors.vae.encode(x)[0]
-
+    shape = (n_samples, task.frames, priors.image.config.in_channels, h // f, w // f)
+    latent = priors.vae is not None
     try:
-        step = make_step(config, denoiser, log_likelihood=task.log_likelihood, decode=priors.vae.decode,
-                         encode=encode, residuals=task.residuals, linear=task.linear, project=task.project)
+        step = make_step(config, denoiser, log_likelihood=task.log_likelihood,
+                         decode=priors.decode if latent else None, encode=priors.encode if latent else None,
+                         residuals=task.residuals, linear=task.linear, project=task.project)
     except ValueError as exc:
         raise DemoError(f"{task.name}: {exc}") from exc
     return daps(denoiser, step, shape, config, batch_consistent=bcs, generator=seed, report=task.report).pixels

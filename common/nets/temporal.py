@@ -14,7 +14,9 @@ branch is skipped and ``f_out = f_spat`` exactly, i.e. the module is the origina
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -81,6 +83,7 @@ class TemporalAttention(nn.Module):
             raise ValueError(f"TemporalAttention: {channels} channels not divisible by {num_heads} heads")
         self.num_heads = num_heads
         self.max_frames = max_frames
+        self.frame_offset = 0  # index of the first frame in the encoding (training on clips: see frame_offset())
         self.norm = group_norm(channels)
         self.qkv = nn.Linear(channels, 3 * channels)
         self.proj = zero_(nn.Linear(channels, channels))
@@ -91,12 +94,31 @@ class TemporalAttention(nn.Module):
         v = self.norm(_to_video(f, frames))  # [B, C, T, H, W]
         b, c, t, h, w = v.shape
         tokens = v.permute(0, 3, 4, 2, 1).reshape(b * h * w, t, c)
-        tokens = tokens + frame_encoding(t, c, f.device, f.dtype)[None]
+        enc = frame_encoding(self.frame_offset + t, c, f.device, f.dtype)[self.frame_offset:]
+        tokens = tokens + enc[None]
         q, k, val = self.qkv(tokens).reshape(b * h * w, t, 3, self.num_heads, c // self.num_heads).permute(
             2, 0, 3, 1, 4).unbind(0)
         out = F.scaled_dot_product_attention(q, k, val).transpose(1, 2).reshape(b * h * w, t, c)
         out = self.proj(out).reshape(b, h, w, t, c).permute(0, 3, 4, 1, 2)  # [B, T, C, H, W]
         return out.reshape(b * t, c, h, w)
+
+
+@contextlib.contextmanager
+def frame_offset(model: nn.Module, offset: int) -> Iterator[None]:
+    """Number the frames of the next calls ``offset, offset + 1, ...`` in every temporal attention of ``model``.
+
+    Training on short clips with a random offset lets the attention see every frame index of the long videos it
+    will sample (the sinusoidal encoding is absolute), so a prior trained on 16-frame clips works on 64 frames.
+    """
+    mods = [m for m in model.modules() if isinstance(m, TemporalAttention)]
+    old = [m.frame_offset for m in mods]
+    for m in mods:
+        m.frame_offset = int(offset)
+    try:
+        yield
+    finally:
+        for m, o in zip(mods, old, strict=True):
+            m.frame_offset = o
 
 
 class TemporalBlend(nn.Module):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from common.denoisers import EDMPrecond
@@ -66,7 +67,9 @@ class UNetBackbone(nn.Module):
         ch = cfg.channels
         emb_ch = 4 * ch[0]
         self.embed = NoiseEmbedding(ch[0] + ch[0] % 2, emb_ch)
-        self.conv_in = nn.Conv2d(cfg.in_channels, ch[0], 3, padding=1)
+        self.patch = cfg.patch
+        packed = cfg.in_channels * cfg.patch ** 2  # channels after space-to-depth
+        self.conv_in = nn.Conv2d(packed, ch[0], 3, padding=1)
         self.down = nn.ModuleList()
         skips = [ch[0]]
         cur = ch[0]
@@ -89,13 +92,13 @@ class UNetBackbone(nn.Module):
             if level > 0:
                 self.up.append(Upsample(cur))
         self.norm_out = group_norm(cur)
-        self.conv_out = zero_(nn.Conv2d(cur, cfg.in_channels, 3, padding=1))
+        self.conv_out = zero_(nn.Conv2d(cur, packed, 3, padding=1))
 
     def forward(self, x: torch.Tensor, c_noise: torch.Tensor, video: bool = True) -> torch.Tensor:
         b, t, c, h, w = x.shape
         frames = t if video else None
         emb = self.embed(c_noise.reshape(b)).repeat_interleave(t, dim=0)  # [B * T, E]
-        hcur = self.conv_in(x.reshape(b * t, c, h, w))
+        hcur = self.conv_in(F.pixel_unshuffle(x.reshape(b * t, c, h, w), self.patch))
         skips = [hcur]
         for m in self.down:
             hcur = m(hcur) if isinstance(m, Downsample) else m(hcur, emb, frames)
@@ -107,7 +110,7 @@ class UNetBackbone(nn.Module):
                 hcur = m(hcur)
             else:
                 hcur = m(torch.cat([hcur, skips.pop()], dim=1), emb, frames)
-        out = self.conv_out(torch.nn.functional.silu(self.norm_out(hcur)))
+        out = F.pixel_shuffle(self.conv_out(F.silu(self.norm_out(hcur))), self.patch)
         return out.reshape(b, t, c, h, w)
 
 
@@ -126,7 +129,7 @@ class VideoUNet(nn.Module):
         cfg = self.config
         if z.ndim != 5 or z.shape[2] != cfg.in_channels:
             raise ValueError(f"VideoUNet: expected z of shape [B, T, {cfg.in_channels}, H, W], got {tuple(z.shape)}")
-        f = 2 ** (len(cfg.channels) - 1)
+        f = cfg.patch * 2 ** (len(cfg.channels) - 1)
         if z.shape[-1] % f or z.shape[-2] % f:
             raise ValueError(f"VideoUNet: H, W = {tuple(z.shape[-2:])} must be divisible by {f}")
         sigma = torch.as_tensor(sigma, device=z.device).reshape(-1)

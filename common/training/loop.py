@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from common import checkpoints
 from common.io import atomic_path, atomic_write_text
+from common.nets.temporal import frame_offset
 from common.nets.unet import VideoUNet
 from common.nets.vae import FrameVAE, sample_latent
 from common.training.config import STAGES, PriorConfig, StageConfig, dump_prior_config
@@ -115,14 +116,21 @@ class _Batcher:
             video = False
         else:
             real = float(torch.rand((), generator=shared)) < sc.p_joint
+            offset = 0
             if real:
                 clip = random_clip(draw_batch(self.videos, b, g), self.cfg.data.clip_frames, g)
+                spare = int(self.videos[0].shape[0]) - clip.shape[1]
+                if spare > 0:  # clips of longer videos: random first frame index for the temporal attention
+                    offset = int(torch.randint(spare + 1, (), generator=g))
             else:
                 clip = draw_pseudo_videos(self.images, b, self.num_frames, g)
             z0, video = self._latent(self._aug(clip, g), g), real
+            sigma = (sc.p_mean + sc.p_std * torch.randn(b, generator=g)).exp()
+            noise = torch.randn(z0.shape, generator=g)
+            return z0, sigma.to(self.device), noise.to(self.device), video, offset
         sigma = (sc.p_mean + sc.p_std * torch.randn(b, generator=g)).exp()
         noise = torch.randn(z0.shape, generator=g)
-        return z0, sigma.to(self.device), noise.to(self.device), video
+        return z0, sigma.to(self.device), noise.to(self.device), video, 0
 
     @property
     def num_frames(self) -> int:
@@ -290,8 +298,11 @@ def train_stage(stage: str, cfg: PriorConfig, out_dir: str | Path, *, resume: bo
     t0 = time.perf_counter()
     for step in bar:
         inputs = batcher(g, shared)
+        offset = 0
+        if stage != "vae":
+            *inputs, offset = inputs
         amp = torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
-        with amp:
+        with amp, frame_offset(model, offset):
             loss, *parts_out = runner(*inputs)
         done = step + 1
         logged = torch.stack([loss.detach().float(), *[p.float() for p in parts_out]])

@@ -9,7 +9,7 @@ import torch
 from common.checkpoints import load, save
 from common.denoisers import EDMPrecond
 from common.nets import FrameVAE, UNetConfig, VAEConfig, VideoUNet, count_parameters
-from common.nets.temporal import TemporalBlend, TemporalConv
+from common.nets.temporal import TemporalAttention, TemporalBlend, TemporalConv, frame_offset
 from common.training.config import load_prior_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -156,7 +156,8 @@ def test_channelwise_vae_encodes_each_channel_with_the_same_network():
 
 
 @pytest.mark.parametrize("name", ["prior_bh.yaml", "prior_mri.yaml", "prior_bh_tiny.yaml", "prior_mri_tiny.yaml",
-                                  "prior_bh_pixel_tiny.yaml"])
+                                  "prior_bh_pixel_tiny.yaml", "prior_bh_pixel_ship.yaml",
+                                  "prior_mri_pixel_ship.yaml"])
 def test_shipped_configs_load(name):
     cfg = load_prior_config(CONFIGS / name)
     assert cfg.unet.temporal
@@ -176,3 +177,33 @@ def test_paper_scale_parameter_counts():
     for k, ref in table4.items():
         assert abs(counts[k] / ref - 1) < 0.05, (k, counts[k])
     assert bh.vae.downsampling == 8 and mri.vae.downsampling == 4
+
+
+def test_patched_unet_is_per_pixel_exact_and_per_frame_in_image_mode():
+    """``patch=2``: the network sees 2x2 pixel patches as channels; the output keeps the pixel grid, every output
+    pixel depends on the input through the patch fold only (moving one pixel changes its patch's output)."""
+    cfg = UNetConfig(in_channels=1, image_size=16, channels=(8, 16), attn_levels=(1,), temporal_attn_levels=(1,),
+                     num_heads=2, patch=2)
+    model = VideoUNet(cfg)
+    randomise(model, 3)
+    z = torch.randn(2, 4, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    sigma = torch.tensor([0.3, 2.0])
+    out = model(z, sigma, video=False)
+    assert out.shape == z.shape
+    torch.testing.assert_close(model(z[:, 1:2], sigma, video=False), out[:, 1:2], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="divisible"):
+        model(torch.zeros(1, 2, 1, 14, 14), 1.0)  # 14 is not a multiple of patch * 2
+    with pytest.raises(ValueError, match="patch"):
+        UNetConfig(patch=0)
+
+
+def test_frame_offset_shifts_the_attention_encoding_and_is_restored():
+    """Numbering a clip from ``k`` changes what the attention sees; leaving the context restores frame 0."""
+    attn = TemporalAttention(8, 2, max_frames=64)
+    randomise(attn, 4)
+    f = torch.randn(2 * 5, 8, 3, 3, generator=torch.Generator().manual_seed(1))
+    plain = attn(f, 5)
+    with frame_offset(attn, 7):
+        shifted = attn(f, 5)
+    assert attn.frame_offset == 0 and not torch.allclose(plain, shifted)
+    torch.testing.assert_close(attn(f, 5), plain)
