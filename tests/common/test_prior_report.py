@@ -22,8 +22,8 @@ def test_roughness_of_independent_static_and_smooth_videos():
     assert temporal_roughness(iid[:, :1].expand(-1, 10, -1, -1, -1)) == 0.0  # a static video
     t = torch.arange(200, dtype=torch.float64)
     slow = torch.sin(2 * torch.pi * t / 200)[None, :, None, None, None].expand(1, 200, 1, 2, 2)
-    # a sine of period P over whole periods: R = (2 sin(pi / P))^2 (difference of samples a step apart)
-    assert temporal_roughness(slow) == pytest.approx((2 * np.sin(np.pi / 200)) ** 2, rel=1e-3)
+    # a sine of period P over a whole period: R ~ (2 sin(pi / P))^2 (differences of samples a step apart)
+    assert temporal_roughness(slow) == pytest.approx((2 * np.sin(np.pi / 200)) ** 2, rel=1e-2)  # 199 differences
 
 
 def test_blur_matches_scipy_gaussian_filter():
