@@ -39,6 +39,8 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--init", type=Path, default=None,
                    help="video stage: image-UNet checkpoint (default OUT/image/ema.safetensors)")
     p.add_argument("--steps", type=int, default=None, help="override the stage's number of steps")
+    p.add_argument("--max-minutes", type=float, default=None, help="wall-time budget: stop after the step that "
+                   "uses it up, save a resumable checkpoint and the EMA weights")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_run_train)
 
@@ -46,6 +48,9 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
 def _run_train(args: argparse.Namespace) -> int:
     from common.training.loop import train_stage
 
+    if args.max_minutes is not None and not args.max_minutes > 0:
+        print(f"stepvip train: --max-minutes must be > 0, got {args.max_minutes}", file=sys.stderr)
+        return 2
     cfg = load_prior_config(args.config)
     data = dataclasses.replace(cfg.data, **{k: v for k, v in (("videos", args.videos), ("frames", args.frames))
                                              if v is not None})
@@ -63,7 +68,8 @@ def _run_train(args: argparse.Namespace) -> int:
             print(f"# stepvip train {args.stage}: resolved config ({args.config})\n{dump_prior_config(cfg)}", end="")
             print(f"# output: {root / args.stage}", flush=True)
         train_stage(args.stage, cfg, root / args.stage, resume=args.resume, vae_path=vae if cfg.vae else None,
-                    init_path=init, progress=not args.no_progress)
+                    init_path=init, progress=not args.no_progress,
+                    max_seconds=None if args.max_minutes is None else 60.0 * args.max_minutes)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

@@ -208,13 +208,17 @@ def _truncate_log(log_path: Path, step: int) -> None:
 def train_stage(stage: str, cfg: PriorConfig, out_dir: str | Path, *, resume: bool = False,
                 videos: Dataset | None = None, frames: Dataset | None = None, vae_path: str | Path | None = None,
                 init_path: str | Path | None = None, callback: Callable[[int, float], None] | None = None,
-                progress: bool = True) -> nn.Module:
+                progress: bool = True, max_seconds: float | None = None) -> nn.Module:
     """Train one stage (``vae``, ``image`` or ``video``) and return its EMA model (on CPU, eval mode).
 
     ``videos``/``frames`` override the datasets named in ``cfg.data`` (any map-style datasets following the project
     convention). ``vae_path`` (image/video stages with a VAE) and ``init_path`` (video stage) name the frozen VAE and
     the image-UNet checkpoint. ``callback(step, loss)`` runs after every step (it may raise to stop the run).
+    ``max_seconds``: wall-time budget of this call; when it runs out the stage stops after the current step, saves
+    a resumable checkpoint and writes its EMA weights as if finished (``--resume`` continues to ``steps``).
     """
+    if max_seconds is not None and not max_seconds > 0:
+        raise ValueError(f"train_stage: max_seconds must be > 0, got {max_seconds!r}")
     if stage not in STAGES:
         raise ValueError(f"train_stage: unknown stage {stage!r}; expected one of {STAGES}")
     info = setup_distributed()
@@ -328,7 +332,11 @@ def train_stage(stage: str, cfg: PriorConfig, out_dir: str | Path, *, resume: bo
             bar.set_postfix(loss=f"{row['loss']:.4g}")
         if callback is not None:
             callback(done, float(logged[0]))
-        if done % sc.checkpoint_every == 0 or done == sc.steps:
+        out_of_time = torch.tensor(float(max_seconds is not None and time.perf_counter() - t0 >= max_seconds),
+                                   device=info.device)
+        if info.enabled:  # all ranks stop at the same step
+            dist.all_reduce(out_of_time, op=dist.ReduceOp.MAX)
+        if done % sc.checkpoint_every == 0 or done == sc.steps or bool(out_of_time):
             states = _gather_generator_states(g, info)
             if main:
                 rngs = {f"data.{r}": s for r, s in enumerate(states)}
@@ -337,6 +345,11 @@ def train_stage(stage: str, cfg: PriorConfig, out_dir: str | Path, *, resume: bo
                                     generators=rngs, extra={"stage": stage, "world_size": info.world_size,
                                                             "config": config_text, "run_config": same_run_text})
                 plot_losses(log_path, out / "loss.png")
+        if bool(out_of_time) and done < sc.steps:
+            if main:
+                print(f"train {stage}: wall-time budget of {max_seconds:g} s used after step {done} of {sc.steps}; "
+                      f"checkpoint saved (--resume continues)", flush=True)
+            break
     if main:
         checkpoints.save(ema.module, out / "ema.safetensors")
         checkpoints.save(model, out / "model.safetensors")

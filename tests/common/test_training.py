@@ -206,3 +206,23 @@ def test_alpha_lr_scale_speeds_up_the_blend_factors_only(tmp_path):
     assert moved[50.0] == pytest.approx(5e-3, rel=0.05)
     with pytest.raises(ValueError, match="alpha_lr_scale"):
         StageConfig(alpha_lr_scale=0.0)
+
+
+def test_wall_time_budget_stops_with_a_resumable_checkpoint(tmp_path):
+    """``max_seconds`` stops after the step that uses it up (EMA written, checkpoint saved); ``--resume`` then
+    finishes the same run bit-identically to an uninterrupted one (video stage on clips, random frame offsets)."""
+    vids = Frames(torch.from_numpy(moving_blob_videos(n=4, t=6, hw=8)))
+    sc = StageConfig(steps=4, batch_size=2, lr=2e-3, checkpoint_every=10, ema_decay=0.9, seed=3, p_joint=1.0)
+    cfg = PriorConfig(data=DataConfig(clip_frames=4), unet=TINY_UNET, train_video=sc)
+    init = tmp_path / "image.safetensors"
+    checkpoints.save(VideoUNet(UNetConfig(**{**TINY_UNET.__dict__, "temporal": False})), init)
+    kw = dict(videos=vids, init_path=init, progress=False)
+    train_stage("video", cfg, tmp_path / "full", **kw)
+    train_stage("video", cfg, tmp_path / "cut", max_seconds=1e-9, **kw)
+    assert len(losses(tmp_path / "cut")) == 1 and (tmp_path / "cut" / "ema.safetensors").exists()
+    train_stage("video", cfg, tmp_path / "cut", resume=True, **kw)
+    assert losses(tmp_path / "cut") == losses(tmp_path / "full")
+    a, b = load_file(tmp_path / "full" / "ema.safetensors"), load_file(tmp_path / "cut" / "ema.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="max_seconds"):
+        train_stage("video", cfg, tmp_path / "bad", max_seconds=0, **kw)
