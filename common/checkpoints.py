@@ -26,6 +26,7 @@ from common.nets.unet import VideoUNet
 from common.nets.vae import FrameVAE
 
 METADATA_KEY = "stepvip"
+MAX_PARAMETERS = 2_000_000_000  # 8 GB of float32: far above any STeP network (paper scale: 132M), a guard only
 MODEL_CLASSES: dict[str, tuple[type[nn.Module], type]] = {
     "VideoUNet": (VideoUNet, UNetConfig),
     "FrameVAE": (FrameVAE, VAEConfig),
@@ -83,27 +84,42 @@ def read_config(path: str | Path) -> tuple[str, Any]:
     try:
         info = json.loads(meta[METADATA_KEY])
         name, cfg = info["class"], info["config"]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"checkpoint {path}: malformed '{METADATA_KEY}' metadata ({exc})") from exc
+    except (json.JSONDecodeError, KeyError, TypeError, RecursionError) as exc:
+        raise CheckpointError(f"checkpoint {path}: malformed '{METADATA_KEY}' metadata "
+                              f"({type(exc).__name__}: {str(exc)[:200]})") from exc
     if name not in MODEL_CLASSES:
         raise CheckpointError(f"checkpoint {path}: unknown model class {name!r}; known: {sorted(MODEL_CLASSES)}")
     try:
         return name, config_from_dict(MODEL_CLASSES[name][1], cfg, source=f"checkpoint {path}")
-    except ValueError as exc:
-        raise CheckpointError(str(exc)) from exc
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise CheckpointError(f"checkpoint {path}: invalid config ({type(exc).__name__}: {str(exc)[:200]})") from exc
 
 
 def load(path: str | Path, map_location: str | torch.device = "cpu", expect: type[nn.Module] | None = None
          ) -> nn.Module:
     """Rebuild the module stored in ``path`` and load its weights (eval mode, on ``map_location``).
 
-    ``expect`` optionally names the required class. Raises ``CheckpointError`` naming the file and the first
-    mismatching tensors when the weights do not fit the stored config.
+    ``expect`` optionally names the required class. The config is checked against the stored tensor shapes and
+    ``MAX_PARAMETERS`` on the meta device (no memory) before any module is built, so a small file cannot ask for
+    a huge network. Raises ``CheckpointError`` naming the file and the first mismatching tensors when the weights
+    do not fit the stored config.
     """
     name, cfg = read_config(path)
     cls = MODEL_CLASSES[name][0]
     if expect is not None and cls is not expect:
         raise CheckpointError(f"checkpoint {path}: holds a {name}, expected a {expect.__name__}")
+    try:
+        with torch.device("meta"):
+            skeleton = cls(cfg)
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise CheckpointError(f"checkpoint {path}: its config does not build a {name} ({exc})") from exc
+    count = sum(p.numel() for p in skeleton.parameters())
+    if count > MAX_PARAMETERS:
+        raise CheckpointError(f"checkpoint {path}: its config asks for {count:,} parameters (limit "
+                              f"{MAX_PARAMETERS:,}); refusing to build it")
+    with safe_open(str(path), framework="pt") as f:
+        shapes = {k: torch.empty(f.get_slice(k).get_shape(), device="meta") for k in f.keys()}
+    check_state(skeleton.state_dict(), shapes, f"checkpoint {path}")
     module = cls(cfg)
     state = load_file(str(path), device="cpu")
     expected = module.state_dict()

@@ -201,7 +201,17 @@ def _truncate_log(log_path: Path, step: int) -> None:
     """Keep only log lines up to ``step`` (a killed run may have logged steps after its last checkpoint)."""
     if not log_path.exists():
         return
-    keep = [ln for ln in log_path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
+    lines = [ln for ln in log_path.read_text().splitlines() if ln.strip()]
+    keep = []
+    for i, ln in enumerate(lines):
+        try:
+            row = json.loads(ln)
+        except json.JSONDecodeError as exc:
+            if i == len(lines) - 1:  # a line cut short by the kill: drop it
+                break
+            raise ValueError(f"{log_path}: line {i + 1} is not JSON ({exc}); fix or delete the log to resume") from exc
+        if row["step"] <= step:
+            keep.append(ln)
     atomic_write_text(log_path, "".join(ln + "\n" for ln in keep))
 
 

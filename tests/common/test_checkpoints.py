@@ -111,3 +111,32 @@ def test_malformed_and_missing_files(tmp_path):
 def test_save_rejects_unknown_module(tmp_path):
     with pytest.raises(CheckpointError, match="unsupported module type Linear"):
         save(torch.nn.Linear(2, 2), tmp_path / "x.safetensors")
+
+
+def test_config_is_checked_before_any_module_is_built(tmp_path, monkeypatch):
+    """A small file whose config asks for a huge network is refused on the meta device (no allocation); deeply
+    nested metadata is a CheckpointError, not a RecursionError."""
+    path = tmp_path / "unet.safetensors"
+    save(VideoUNet(UNET), path)
+    built = []
+    monkeypatch.setattr(VideoUNet, "__init__", _recording_init(VideoUNet.__init__, built))
+    _rewrite_config(path, channels=[200_000, 200_000])
+    with pytest.raises(CheckpointError, match="parameters"):
+        load(path)
+    assert all(d == "meta" for d in built)  # only meta skeletons were made
+    _rewrite_config(path, channels=[8, 32])
+    with pytest.raises(CheckpointError, match="wrong shape"):
+        load(path)
+    assert all(d == "meta" for d in built)
+    nested = "[" * 100_000 + "]" * 100_000
+    save_file(load_file(str(path)), str(path), metadata={METADATA_KEY: '{"class": "VideoUNet", "config": ' + nested
+                                                          + "}"})
+    with pytest.raises(CheckpointError, match="malformed|invalid config"):
+        load(path)
+
+
+def _recording_init(init, built):
+    def wrapped(self, *args, **kwargs):
+        built.append(torch.empty(0).device.type)  # the default device while the module is being built
+        init(self, *args, **kwargs)
+    return wrapped

@@ -226,3 +226,18 @@ def test_wall_time_budget_stops_with_a_resumable_checkpoint(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(ValueError, match="max_seconds"):
         train_stage("video", cfg, tmp_path / "bad", max_seconds=0, **kw)
+
+
+def test_resume_drops_a_half_written_last_log_line(tmp_path):
+    vids = Frames(torch.from_numpy(moving_blob_videos(n=4, t=4, hw=8)))
+    sc = StageConfig(steps=4, batch_size=2, lr=2e-3, checkpoint_every=2, ema_decay=0.9, seed=3, p_joint=1.0)
+    cfg = PriorConfig(unet=TINY_UNET, train_video=sc)
+    init = tmp_path / "image.safetensors"
+    checkpoints.save(VideoUNet(UNetConfig(**{**TINY_UNET.__dict__, "temporal": False})), init)
+    kw = dict(videos=vids, init_path=init, progress=False)
+    with pytest.raises(Crash):
+        train_stage("video", cfg, tmp_path / "run", callback=_crash_at(3), **kw)
+    with open(tmp_path / "run" / "log.jsonl", "a") as fh:
+        fh.write('{"step": 4, "lo')  # the kill cut the last line short
+    train_stage("video", cfg, tmp_path / "run", resume=True, **kw)
+    assert [json.loads(ln)["step"] for ln in (tmp_path / "run" / "log.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
