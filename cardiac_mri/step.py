@@ -119,14 +119,19 @@ def mri_task(lik: GaussianLikelihood, frames: int, size: int, truth: np.ndarray 
 
 
 def submission_export(name: str = "cine_sax.mat"):
-    """Export of the posterior mean magnitude of every method as ``mat/<method>/<name>`` (key ``img4ranking``,
-    single precision, MATLAB v7.3, via :func:`cardiac_mri.evaluation.write_submission`), shape
-    ``(t, slice = 1, y, x)`` on the model grid (all frames, not the official ranking crop)."""
-    from cardiac_mri.evaluation import write_submission
+    """Export of the posterior mean of every method as ``mat/<method>/<name>`` (``img4ranking``: run4Ranking's
+    subset of the one-slice video, MATLAB v5 as the official scorer reads it) and ``mat/<method>/<stem>_recon.mat``
+    (``recon``, complex, all frames, ``(t, slice = 1, y, x)``), via :mod:`cardiac_mri.evaluation`."""
+    from cardiac_mri.evaluation import ranking_subset, write_mat, write_submission
 
     def export(out: Path, posts: list[MethodPosterior]) -> list[Path]:
-        return [write_submission(out / "mat" / variable_name(p.method) / name, np.abs(p.mean_sample())[:, None])
-                for p in posts]
+        written = []
+        for p in posts:
+            folder = out / "mat" / variable_name(p.method)
+            mean = p.mean_sample()[:, None]
+            written.append(write_submission(folder / name, ranking_subset(mean)))
+            written.append(write_mat(folder / name.replace(".mat", "_recon.mat"), {"recon": mean.astype(np.complex64)}))
+        return written
 
     return export
 

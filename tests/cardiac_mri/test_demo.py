@@ -6,7 +6,6 @@ import argparse
 import json
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 import torch
@@ -65,9 +64,11 @@ def test_demo_outputs_open_and_metrics_match_truth(demo_out: Path):
         assert ds["IDM_misfit"].shape == (2,) and (ds["IDM_misfit"].values > 0).all()
         std = ds["STeP_std"].values
         assert std.shape == (12, 64, 64) and (std >= 0).all() and std.max() > 0
-    with h5py.File(demo_out / "mat" / "STeP" / "cine_sax.mat", "r") as f:
-        img = f["img4ranking"][()]
-        assert img.dtype == np.float32 and img.shape == (12, 1, 64, 64)
+    from cardiac_mri.evaluation import read_mat_array, read_ranking
+
+    img = read_ranking(demo_out / "mat" / "STeP" / "cine_sax.mat")
+    assert img.dtype == np.float32 and img.shape == (3, 1, 32, 21)  # run4Ranking's subset of the 64 x 64 video
+    assert read_mat_array(demo_out / "mat" / "STeP" / "cine_sax_recon.mat", "recon").shape == (12, 1, 64, 64)
     uq = json.loads((demo_out / "uq.json").read_text())
     assert set(uq) == {"STeP", "IDM+BCS", "IDM"} and uq["IDM"]["samples"] == 2
     assert not [p for p in demo_out.rglob(".*")]
@@ -160,7 +161,7 @@ def test_bad_inputs_fail_clearly_without_outputs(prior: Path, tmp_path: Path, ca
     for name in ("vae", "image", "video"):
         (wrong / f"{name}.safetensors").write_bytes((bh / f"{name}.safetensors").read_bytes())
     assert demo_main(["--out", str(out), "--prior", str(wrong), "--quick"]) == 2
-    assert "takes 1 channels, an MRI prior takes 2" in capsys.readouterr().err
+    assert "takes 1-channel frames, an MRI prior takes 2" in capsys.readouterr().err
     assert demo_main(["--out", str(out), "--prior", str(prior), "--video", str(tmp_path / "v.safetensors")]) == 2
     assert "v.safetensors: file not found" in capsys.readouterr().err
     assert demo_main(["--out", str(out), "--prior", str(prior), "--quick", "--temperature", "-1"]) == 2
