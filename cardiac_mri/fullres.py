@@ -21,7 +21,7 @@ from cardiac_mri.images import fourier_resize
 from cardiac_mri.sense import SenseOperator
 from common.sampling.cg import CGInfo, conjugate_gradient
 
-DEFAULT_LAMBDA = 0.1
+DEFAULT_LAMBDA = 0.01
 DEFAULT_ITERS = 30
 
 
