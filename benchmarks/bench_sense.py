@@ -1,8 +1,11 @@
 """SENSE forward + adjoint per 12-frame video: cardiac_mri.SenseOperator against sigpy.mri.linop.Sense, same data.
 
 sigpy's operator is static (one frame), so the reference applies it frame by frame, as a user of sigpy would; both
-run on the CPU in the same process, and the ratio (sigpy time / ours) is what the README reports. Also checks that
-the two agree (largest relative error of the forward and of forward+adjoint). Usage:
+run on the CPU in the same process, and the ratio (sigpy time / ours) is what the README reports. "ours" is
+``op.adjoint(op(x))`` with fresh outputs (the k-space of all frames and coils is allocated each call); "normal" is
+``op.normal(x)`` (A^H A without the k-space array, what the CG solves use). Also checks that the two agree (largest
+relative error of the forward and of forward+adjoint). torch's CPU allocator is asked for transparent huge pages
+(``THP_MEM_ALLOC_ENABLE=1``, as ``stepvip mri reconstruct`` does; set it to 0 to measure without). Usage:
 
     python benchmarks/bench_sense.py [--sizes 192x192 246x512] [--coils 10] [--frames 12] [--repeats 5] [--threads 1]
 """
@@ -10,8 +13,11 @@ the two agree (largest relative error of the forward and of forward+adjoint). Us
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
+
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # before torch allocates anything
 
 import numpy as np
 import sigpy.mri
@@ -46,6 +52,9 @@ def bench(ny: int, nx: int, coils: int, frames: int, repeats: int, seed: int = 0
     def ours():
         return op.adjoint(op(xt))
 
+    def normal():
+        return op.normal(xt)
+
     def reference():
         return np.stack([s.H(s(x[t])) for t in range(frames)])
 
@@ -53,8 +62,10 @@ def bench(ny: int, nx: int, coils: int, frames: int, repeats: int, seed: int = 0
     y_ref = np.stack([s(x[t]) for t in range(frames)])
     err_fwd = np.linalg.norm(y_ours - y_ref) / np.linalg.norm(y_ref)
     err = max(err_fwd, np.linalg.norm(ours()[0].numpy() - reference()) / np.linalg.norm(reference()))
-    t_ours, t_ref = _median_times([ours, reference], repeats)
-    return {"size": f"{ny}x{nx}", "ours_s": t_ours, "sigpy_s": t_ref, "ratio": t_ref / t_ours, "rel_err": err}
+    err = max(err, np.linalg.norm(normal()[0].numpy() - reference()) / np.linalg.norm(reference()))
+    t_ours, t_ref, t_normal = _median_times([ours, reference, normal], repeats)
+    return {"size": f"{ny}x{nx}", "ours_s": t_ours, "sigpy_s": t_ref, "ratio": t_ref / t_ours, "rel_err": err,
+            "normal_s": t_normal, "normal_ratio": t_ref / t_normal, "rows": op.row_plan() is not None}
 
 
 def main() -> None:
@@ -67,12 +78,14 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"SENSE forward+adjoint, {args.frames} frames x {args.coils} coils, complex64, CPU, torch threads "
-          f"{args.threads}, median of {args.repeats}")
-    print(f"{'size':>9} {'ours [s]':>9} {'sigpy [s]':>10} {'sigpy/ours':>11} {'rel. err':>9}")
+          f"{args.threads}, median of {args.repeats}, THP_MEM_ALLOC_ENABLE={os.environ['THP_MEM_ALLOC_ENABLE']}")
+    print(f"{'size':>9} {'ours [s]':>9} {'sigpy [s]':>10} {'sigpy/ours':>11} {'normal [s]':>11} {'sigpy/normal':>13} "
+          f"{'rel. err':>9} {'row path':>9}")
     for size in args.sizes:
         ny, nx = (int(v) for v in size.split("x"))
         r = bench(ny, nx, args.coils, args.frames, args.repeats)
-        print(f"{r['size']:>9} {r['ours_s']:>9.4f} {r['sigpy_s']:>10.4f} {r['ratio']:>11.2f} {r['rel_err']:>9.1e}")
+        print(f"{r['size']:>9} {r['ours_s']:>9.4f} {r['sigpy_s']:>10.4f} {r['ratio']:>11.2f} {r['normal_s']:>11.4f} "
+              f"{r['normal_ratio']:>13.2f} {r['rel_err']:>9.1e} {str(r['rows']):>9}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """``stepvip mri ...``: reconstruct CMRxRecon files with classical baselines, evaluate, make synthetic data.
 
-Actions: ``reconstruct`` (zf | sense | tv | lps | step = STeP posterior sampling,
-:mod:`cardiac_mri.step`), ``evaluate`` (official CMRxRecon metrics), ``make-synthetic``
+Actions: ``reconstruct`` (zf | sense | tv | lps, or the diffusion methods step = STeP, idm-bcs, idm: posterior
+sampling on the prior's grid, then a data-consistency solve at the data's resolution, :mod:`cardiac_mri.step`),
+``evaluate`` (official CMRxRecon metrics of v5 or v7.3 submissions), ``make-synthetic``
 (a synthetic dataset in the CMRxRecon layout) and ``export-training`` (``DIR/videos.npy`` for the prior).
 Names map to functions here, at the edge; the library has no string dispatch.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,12 +22,15 @@ import torch
 from cardiac_mri import baselines
 from cardiac_mri.coils import espirit_maps, read_maps
 from cardiac_mri.data import CineFile, find_kspace_key, parse_cine_path, read_kspace, read_mask
+from cardiac_mri.fullres import DEFAULT_ITERS, DEFAULT_LAMBDA
 from cardiac_mri.masks import acs_rows, cmrxrecon_mask, effective_acceleration, sampled_lines
-from cardiac_mri.matio import write_mat73
+from cardiac_mri.matio import MatFileError
 from cardiac_mri.sense import SenseOperator
 from common.demo import DemoError, add_sampling_arguments
 
-METHODS = ("zf", "sense", "tv", "lps", "step")
+CLASSICAL = ("zf", "sense", "tv", "lps")
+DIFFUSION = {"step": "STeP", "idm-bcs": "IDM+BCS", "idm": "IDM"}  # CLI name -> method of common.demo
+METHODS = CLASSICAL + tuple(DIFFUSION)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,9 +55,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--lam", type=float, default=None, help="sense: Tikhonov weight; tv: relative TV weight")
     r.add_argument("--lam-l", type=float, default=0.003, help="lps: relative nuclear-norm weight")
     r.add_argument("--lam-s", type=float, default=0.02, help="lps: relative temporal-Fourier sparsity weight")
-    r.add_argument("--save-full", action="store_true", help="also write cine_<view>_recon.mat (all frames, slices)")
-    r.add_argument("--format", choices=("v7.3", "v5"), default="v7.3", help="submission MAT-file format")
-    add_sampling_arguments(r)  # --prior/--vae/--image/--video, --quality/--quick, --samples, --seed (method step)
+    r.add_argument("--save-full", action="store_true",
+                   help="also write cine_<view>_recon.mat: 'recon', complex, all frames and slices (t, slice, ky, kx)")
+    r.add_argument("--format", choices=("v5", "v7.3"), default="v5",
+                   help="MAT-file format of the outputs (v5: what the official Python scorer reads; v7.3: HDF5)")
+    r.add_argument("--dc-lambda", type=float, default=DEFAULT_LAMBDA,
+                   help="diffusion methods: Tikhonov weight of the final full-resolution data-consistency solve")
+    r.add_argument("--dc-iters", type=int, default=DEFAULT_ITERS,
+                   help="diffusion methods: CG iterations of the final data-consistency solve")
+    add_sampling_arguments(r)  # --prior/--vae/--image/--video, --quality/--quick, --samples, --seed (diffusion)
     r.set_defaults(func=_reconstruct)
 
     e = sub.add_parser("evaluate", help="official CMRxRecon metrics of a submission folder", formatter_class=fmt)
@@ -102,62 +113,82 @@ def _resolve_mask(args: argparse.Namespace, case: CineFile | None, full: bool, k
 
 
 def _reconstruct(args: argparse.Namespace) -> int:
-    from cardiac_mri.evaluation import ranking_subset, write_submission
+    """``stepvip mri reconstruct``: one line on stderr and exit code 2 for any problem found in the input."""
+    try:
+        return _reconstruct_checked(args)
+    except (DemoError, MatFileError, FileNotFoundError) as exc:
+        print(f"stepvip mri reconstruct: error: {exc}", file=sys.stderr)
+        return 2
 
+
+def _fail(message: str) -> int:
+    print(f"stepvip mri reconstruct: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _reconstruct_checked(args: argparse.Namespace) -> int:
+    from cardiac_mri.evaluation import V73_WARNING, ranking_shape, ranking_subset, write_mat, write_submission
+
+    # Huge pages for torch's large CPU arrays (k-space of all frames and coils): fewer page faults per allocation.
+    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
     case = parse_cine_path(args.input.resolve())
     key = args.key if args.key is not None else find_kspace_key(args.input)
     kspace = read_kspace(args.input, key)
+    t, n_slices, n_coils, ny, nx = kspace.shape
+    try:
+        ranking_shape((t, n_slices, ny, nx))
+    except ValueError as exc:
+        return _fail(f"{args.input}: cannot write a CMRxRecon submission: {exc}")
     full = key.endswith("full")
     acc = args.acc
     if not full and key[-2:].isdigit():
         file_acc = int(key[-2:])
         if acc is not None and acc != file_acc:
-            print(f"stepvip mri reconstruct: --acc {acc} contradicts {args.input} ({key})", file=sys.stderr)
-            return 2
+            return _fail(f"--acc {acc} contradicts {args.input} ({key})")
         acc = file_acc
     if full and acc is None:
-        print(f"stepvip mri reconstruct: {args.input} is fully sampled; give --acc (4, 8 or 10)", file=sys.stderr)
-        return 2
+        return _fail(f"{args.input} is fully sampled; give --acc (4, 8 or 10)")
     mask, mask_source = _resolve_mask(args, case, full, kspace, acc)
     if mask.shape != kspace.shape[-2:]:
-        print(f"stepvip mri reconstruct: mask {mask.shape} does not match k-space (ky, kx) {kspace.shape[-2:]}",
-              file=sys.stderr)
-        return 2
+        return _fail(f"mask {mask.shape} ({mask_source}) does not match the k-space (ky, kx) {kspace.shape[-2:]} of "
+                     f"{args.input}")
     if full:
         kspace = kspace * mask
     mask_t = torch.from_numpy(mask)
+    if not np.all(np.isfinite(kspace.view(np.float32))):
+        return _fail(f"{args.input}: the k-space has non-finite values")
+    n_acs = int(sampled_lines(mask_t)[acs_rows(mask.shape[0], args.calib)].sum())
+    if n_coils > 1 and args.maps is None and n_acs < args.calib:
+        return _fail(f"{args.input}: only {n_acs} of the central {args.calib} lines are sampled; lower --calib to "
+                     "the ACS size")
+    if args.format == "v7.3":
+        print(f"stepvip mri reconstruct: warning: {V73_WARNING}", file=sys.stderr)
     print(f"input {args.input} [{key}] shape (t, slice, coil, ky, kx) = {kspace.shape}; mask: {mask_source}; "
           f"effective acceleration {effective_acceleration(mask_t):.2f}")
-    n_acs = int(sampled_lines(mask_t)[acs_rows(mask.shape[0], args.calib)].sum())
-    if kspace.shape[2] > 1 and args.maps is None and n_acs < args.calib:
-        print(f"stepvip mri reconstruct: only {n_acs} of the central {args.calib} lines are sampled; "
-              "lower --calib to the ACS size", file=sys.stderr)
-        return 2
     name = args.input.name if case is None else case.path.name
     out_dir = args.out if case is None else args.out / Path(case.coil_type, "Cine", case.split,
                                                           f"AccFactor{acc:02d}", case.patient)
-    if args.method == "step":
+    start = time.perf_counter()
+    if args.method in DIFFUSION:
         from cardiac_mri.step import reconstruct_file
 
-        try:
-            return reconstruct_file(args, kspace, mask_t, out_dir, name)
-        except DemoError as exc:
-            print(f"stepvip mri reconstruct: error: {exc}", file=sys.stderr)
-            return 2
-    start = time.perf_counter()
-    slices = []
-    for s in range(kspace.shape[1]):
-        y = torch.from_numpy(kspace[:, s])[None]  # [1, T, C, H, W]
-        slices.append(_run_method(args, y, mask_t)[0])
-    recon = torch.stack(slices, dim=1)  # [T, S, H, W]
+        recon = torch.from_numpy(reconstruct_file(args, kspace, mask_t, out_dir, name, DIFFUSION[args.method]))
+    else:
+        slices = []
+        for s in range(n_slices):
+            y = torch.from_numpy(kspace[:, s])[None]  # [1, T, C, H, W]
+            slices.append(_run_method(args, y, mask_t)[0])
+        recon = torch.stack(slices, dim=1)  # [T, S, H, W]
     elapsed = time.perf_counter() - start
+    if not bool(torch.isfinite(torch.view_as_real(recon) if recon.is_complex() else recon).all()):
+        return _fail(f"{args.method} gave non-finite values for {args.input}; nothing written")
     out = write_submission(out_dir / name, ranking_subset(recon), fmt=args.format)
     if args.save_full:
         full_path = out_dir / name.replace(".mat", "_recon.mat")
         arr = recon.numpy().astype(np.complex64 if recon.is_complex() else np.float32)
-        write_mat73(full_path, {"recon": arr})
-        print(f"wrote {full_path} (recon, (t, slice, ky, kx))")
-    print(f"{args.method}: {kspace.shape[1]} slices in {elapsed:.1f} s; wrote {out} (img4ranking)")
+        write_mat(full_path, {"recon": arr}, fmt=args.format)
+        print(f"wrote {full_path} (recon, (t, slice, ky, kx) = {arr.shape}, MATLAB {args.format})")
+    print(f"{args.method}: {n_slices} slice(s) in {elapsed:.1f} s; wrote {out} (img4ranking, MATLAB {args.format})")
     return 0
 
 
@@ -178,9 +209,17 @@ def _run_method(args: argparse.Namespace, y: torch.Tensor, mask: torch.Tensor) -
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from cardiac_mri.evaluation import evaluate_dirs, format_table, summarize
+    from cardiac_mri.data import find_cine_files
+    from cardiac_mri.evaluation import V73_WARNING, evaluate_dirs, format_table, is_mat73, summarize
 
-    scores = evaluate_dirs(args.pred, args.gt)
+    try:
+        scores = evaluate_dirs(args.pred, args.gt)
+    except (ValueError, FileNotFoundError) as exc:  # MatFileError is a ValueError
+        print(f"stepvip mri evaluate: error: {exc}", file=sys.stderr)
+        return 2
+    v73 = [c.path for c in find_cine_files(args.pred) if is_mat73(c.path)]
+    if v73:
+        print(f"stepvip mri evaluate: warning: {len(v73)} {V73_WARNING} (e.g. {v73[0]})", file=sys.stderr)
     rows = summarize(scores)
     if args.json:
         files = [{"path": str(s.case.path), "psnr": s.psnr, "ssim": s.ssim, "nmse": s.nmse} for s in scores]

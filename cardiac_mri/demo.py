@@ -8,7 +8,8 @@ CASE, a different stream, so it is held out. Its fully sampled k-space is moved 
 (:func:`cardiac_mri.problem.retrospective_problem`: readout crop, Fourier resize, ESPIRiT maps from 12 ACS lines)
 and masked with the paper's 8x / 12-ACS equispaced mask (``paper_mask("8x")``, the same for every frame). The truth
 is the coil-combined image on the grid. Outputs: the driver's (``common.demo``) plus ``mat/<method>/cine_sax.mat``
-(posterior mean, :func:`cardiac_mri.step.submission_export`). Units: see :mod:`cardiac_mri.step`.
+(run4Ranking subset of the posterior mean, MATLAB v5) and ``cine_sax_recon.mat`` (the complex mean,
+all frames) (:func:`cardiac_mri.step.submission_export`). Units: see :mod:`cardiac_mri.step`.
 """
 
 from __future__ import annotations

@@ -132,4 +132,8 @@ def linear_gaussian_model(lik: GaussianLikelihood, noise_std: float):
     def adjoint(y: torch.Tensor) -> torch.Tensor:
         return complex_to_channels(op.adjoint(y)).to(torch.float32)
 
-    return LinearGaussian(forward=forward, adjoint=adjoint, y=lik.y / scale, noise_std=noise_std / 2**0.5)
+    def normal(x: torch.Tensor) -> torch.Tensor:  # A^H A without the k-space array (row masks: two DFT products)
+        return complex_to_channels(op.normal(channels_to_complex(x).to(op.maps.dtype))).to(torch.float32)
+
+    return LinearGaussian(forward=forward, adjoint=adjoint, y=lik.y / scale, noise_std=noise_std / 2**0.5,
+                          normal=normal)

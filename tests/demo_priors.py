@@ -17,25 +17,27 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 def make_untrained_prior(config: str, out: Path, seed: int = 0, vae_overrides: dict | None = None,
                          unet_overrides: dict | None = None) -> Path:
-    """Write ``out/{vae,image,video}.safetensors`` built from ``configs/<config>`` (weights from ``seed``).
+    """Write ``out/{vae,image,video}.safetensors`` built from ``configs/<config>`` (weights from ``seed``); a
+    pixel-space config (``vae: null``) gets no ``vae.safetensors``.
 
     Zero-initialised layers (the UNet output layer, temporal branch outputs) get small random weights so that the
     image and the video prior are different, non-trivial denoisers.
     """
     cfg = load_prior_config(CONFIGS / config)
-    vae_cfg = dataclasses.replace(cfg.vae, **(vae_overrides or {}))
+    vae_cfg = None if cfg.vae is None else dataclasses.replace(cfg.vae, **(vae_overrides or {}))
     unet_cfg = dataclasses.replace(cfg.unet, **(unet_overrides or {}))
     out.mkdir(parents=True, exist_ok=True)
     with torch.random.fork_rng():  # seeded initialisation without touching the caller's RNG state
         torch.manual_seed(seed)
-        vae, image, video = FrameVAE(vae_cfg), VideoUNet(dataclasses.replace(unet_cfg, temporal=False)), \
-            VideoUNet(unet_cfg)
+        vae = None if vae_cfg is None else FrameVAE(vae_cfg)
+        image, video = VideoUNet(dataclasses.replace(unet_cfg, temporal=False)), VideoUNet(unet_cfg)
         with torch.no_grad():
             for net in (image, video):
                 for p in net.parameters():
                     if p.ndim > 1 and not bool(p.any()):
                         p.normal_(0.0, 0.02)
-    checkpoints.save(vae, out / "vae.safetensors")
+    if vae is not None:
+        checkpoints.save(vae, out / "vae.safetensors")
     checkpoints.save(image, out / "image.safetensors")
     with torch.no_grad():  # temporal blend alpha starts at 0; open it so the video prior differs from the image one
         for name, p in video.named_parameters():

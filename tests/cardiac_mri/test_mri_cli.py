@@ -6,8 +6,10 @@ import json
 import h5py
 import numpy as np
 import pytest
+import scipy.io
 
 from cardiac_mri.cli import register
+from cardiac_mri.evaluation import read_mat_array, read_ranking
 
 
 def main(argv):
@@ -46,10 +48,10 @@ def test_reconstruct_and_evaluate(synthetic_root, tmp_path, capsys):
     assert main(["mri", "reconstruct", "--input", str(full), "--acc", "4", "--method", "sense", "--out", str(out),
                  "--save-full"]) == 0
     written = out / "SingleCoil/Cine/ValidationSet/AccFactor04/P001"
-    with h5py.File(written / "cine_lax.mat", "r") as f:
-        assert f["img4ranking"].dtype == np.float32 and f["img4ranking"].shape == (3, 2, 24, 21)
-    with h5py.File(written / "cine_lax_recon.mat", "r") as f:
-        assert f["recon"].shape == (6, 3, 48, 64)
+    sub = scipy.io.loadmat(written / "cine_lax.mat")["img4ranking"]  # MATLAB v5 by default, MATLAB order
+    assert sub.dtype == np.float32 and sub.shape == (21, 24, 2, 3)
+    recon = read_mat_array(written / "cine_lax_recon.mat", "recon")
+    assert recon.shape == (6, 3, 48, 64) and np.iscomplexobj(recon)
     capsys.readouterr()
     assert main(["mri", "evaluate", "--pred", str(out), "--gt", str(synthetic_root), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -70,6 +72,54 @@ def test_reconstruct_usage_errors(synthetic_root, tmp_path, capsys):
     acc_file = synthetic_root / "MultiCoil/Cine/ValidationSet/AccFactor08/P001/cine_sax.mat"
     assert main(["mri", "reconstruct", "--input", str(acc_file), "--acc", "4", "--out", str(tmp_path)]) == 2
     assert "contradicts" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("slices", [1, 2])
+def test_one_and_two_slice_files(tmp_path, slices, capsys):
+    """run4Ranking keeps every slice when there are fewer than 3; every classical method and evaluate accept them,
+    in both file formats (v7.3 with a warning that the official scorer drops it)."""
+    root = tmp_path / "cmrx"
+    assert main(["mri", "make-synthetic", "--out", str(root), "--patients", "1", "--ny", "32", "--nx", "48",
+                 "--coils", "4", "--frames", "4", "--slices", str(slices), "--split", "ValidationSet"]) == 0
+    src = root / "MultiCoil/Cine/ValidationSet/AccFactor04/P001/cine_sax.mat"
+    for method in ("zf", "sense", "tv", "lps"):
+        out = tmp_path / method
+        assert main(["mri", "reconstruct", "--input", str(src), "--method", method, "--out", str(out),
+                     "--iters", "3", "--calib", "16"]) == 0
+        sub = read_ranking(out / "MultiCoil/Cine/ValidationSet/AccFactor04/P001/cine_sax.mat")
+        assert sub.shape == (3, slices, 16, 16)
+        capsys.readouterr()
+        assert main(["mri", "evaluate", "--pred", str(out), "--gt", str(root), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["summary"][0]["psnr"] > 10
+    out73 = tmp_path / "v73"
+    assert main(["mri", "reconstruct", "--input", str(src), "--method", "zf", "--out", str(out73),
+                 "--format", "v7.3"]) == 0
+    assert "official CMRxRecon Python scorer" in capsys.readouterr().err
+    assert main(["mri", "evaluate", "--pred", str(out73), "--gt", str(root)]) == 0
+    assert "silently drops them" in capsys.readouterr().err
+
+
+def test_inputs_that_cannot_be_submitted_fail_before_work(tmp_path, capsys):
+    root = tmp_path / "cmrx"
+    assert main(["mri", "make-synthetic", "--out", str(root), "--patients", "1", "--ny", "32", "--nx", "48",
+                 "--coils", "2", "--frames", "2", "--slices", "1"]) == 0
+    src = root / "MultiCoil/Cine/TrainingSet/AccFactor04/P001/cine_sax.mat"
+    for method in ("sense", "step"):
+        assert main(["mri", "reconstruct", "--input", str(src), "--method", method, "--out",
+                     str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and str(src) in err and ">= 3 frames" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_evaluate_reports_a_wrong_shape_on_one_line(synthetic_root, tmp_path, capsys):
+    from cardiac_mri.evaluation import write_submission
+
+    rel = "MultiCoil/Cine/ValidationSet/AccFactor08/P001/cine_sax.mat"
+    write_submission(tmp_path / rel, np.ones((12, 3, 64, 64), dtype=np.float32))  # the issue's model-grid file
+    assert main(["mri", "evaluate", "--pred", str(tmp_path), "--gt", str(synthetic_root)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "(12, 3, 64, 64)" in err and "(3, 2, 24, 21)" in err
 
 
 def test_export_training_synthetic(tmp_path):

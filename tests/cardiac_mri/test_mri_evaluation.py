@@ -10,6 +10,8 @@ from cardiac_mri.evaluation import (
     format_table,
     image_metrics,
     matlab_round,
+    ranking_shape,
+    ranking_slices,
     ranking_subset,
     read_ranking,
     rss_images,
@@ -17,6 +19,7 @@ from cardiac_mri.evaluation import (
     write_submission,
 )
 from cardiac_mri.matio import write_mat73
+from tests.cardiac_mri.official_scorer import official_score
 
 
 def test_matlab_round_half_away_from_zero():
@@ -53,21 +56,60 @@ def test_ranking_subset_follows_run4ranking(sz, slices):
     np.testing.assert_array_equal(sub, expect)
 
 
-def test_ranking_needs_two_slices():
-    for sz in (1, 2):  # MATLAB's run4Ranking fails there too (slice index 0)
-        with pytest.raises(ValueError, match="3 slices"):
-            ranking_subset(np.ones((12, sz, 20, 20)))
+@pytest.mark.parametrize("sz", [1, 2])
+def test_ranking_subset_keeps_every_slice_below_three(sz):
+    """run4Ranking (challenge 2024, and runRecon.m): ``if sz < 3, sliceToUse = 1:sz``."""
+    img = np.random.default_rng(4).standard_normal((12, sz, 20, 30)) + 1j
+    sub = ranking_subset(img)
+    assert sub.shape == (3, sz, 10, 10) == ranking_shape(img.shape)
+    np.testing.assert_array_equal(sub, np.abs(img[:3, :, 5:15, 10:20]).astype(np.float32))
+    assert ranking_slices(sz) == list(range(sz)) and ranking_slices(5) == [1, 2]
+
+
+def test_ranking_needs_three_frames():
+    with pytest.raises(ValueError, match=">= 3 frames"):
+        ranking_subset(np.ones((2, 3, 20, 20)))
 
 
 def test_submission_formats(tmp_path):
     arr = np.random.default_rng(2).random((3, 2, 10, 7)).astype(np.float32)
-    p = write_submission(tmp_path / "MultiCoil/Cine/ValidationSet/AccFactor04/P001/cine_sax.mat", arr)
+    p5 = write_submission(tmp_path / "MultiCoil/Cine/ValidationSet/AccFactor04/P001/cine_sax.mat", arr)
+    assert not h5py.is_hdf5(p5)  # v5 by default: what the official Python scorer reads
+    assert scipy.io.loadmat(p5)["img4ranking"].shape == (7, 10, 2, 3)  # MATLAB order (sx/3, sy/2, 2, 3)
+    np.testing.assert_array_equal(read_ranking(p5), arr)
+    p = write_submission(tmp_path / "v73.mat", arr, fmt="v7.3")
     with h5py.File(p, "r") as f:  # readable by plain h5py, single precision
         assert f["img4ranking"].dtype == np.float32 and f["img4ranking"].shape == (3, 2, 10, 7)
     np.testing.assert_array_equal(read_ranking(p), arr)
-    p5 = write_submission(tmp_path / "v5.mat", arr, fmt="v5")
-    assert scipy.io.loadmat(p5)["img4ranking"].shape == (7, 10, 2, 3)  # MATLAB order (sx/3, sy/2, 2, 3)
-    np.testing.assert_array_equal(read_ranking(p5), arr)
+    with pytest.raises(ValueError, match="non-finite"):
+        write_submission(tmp_path / "nan.mat", np.full((3, 1, 4, 4), np.nan))
+    assert not (tmp_path / "nan.mat").exists()
+
+
+@pytest.mark.parametrize("slices", [1, 2, 3])
+def test_official_scorer_logic_on_our_files(tmp_path, slices):
+    """Our writer's files through the official scorer's own logic (tests/cardiac_mri/official_scorer.py): v5 scores
+    exactly as ``evaluate_dirs``; v7.3 is dropped by the official scorer (reversed axes) but read right by ours."""
+    rng = np.random.default_rng(5)
+    k = (rng.standard_normal((12, slices, 4, 24, 36)) + 1j * rng.standard_normal((12, slices, 4, 24, 36)))
+    truth = ranking_subset(rss_images(k.astype(np.complex64)))
+    noisy = np.abs(truth + 0.1 * truth.max() * rng.standard_normal(truth.shape)).astype(np.float32)
+    rel = "MultiCoil/Cine/ValidationSet/AccFactor08/P001/cine_sax.mat"
+    gt_path = write_submission(tmp_path / "gt" / rel, truth)  # the challenge's ground truth: img4ranking, v5
+    scores = {}
+    for fmt in ("v5", "v7.3"):
+        pred_path = write_submission(tmp_path / fmt / rel, noisy, fmt=fmt)
+        ours = evaluate_dirs(tmp_path / fmt, tmp_path / "gt")[0]
+        scores[fmt] = (ours, official_score([(gt_path, pred_path)]))
+    ours, official = scores["v5"]
+    assert official["kept"] == 1 and noisy.shape[1] == min(slices, 2)
+    # the official scorer normalises in float32 (the file's precision), ours in float64
+    assert ours.psnr == pytest.approx(official["psnr"], abs=1e-6)
+    assert ours.ssim == pytest.approx(official["ssim"], abs=1e-6)
+    assert ours.nmse == pytest.approx(official["nmse"], rel=1e-5)
+    ours73, official73 = scores["v7.3"]
+    assert official73["kept"] == 0 and np.isnan(official73["psnr"])  # what the issue reported
+    assert (ours73.psnr, ours73.ssim, ours73.nmse) == (ours.psnr, ours.ssim, ours.nmse)
 
 
 def test_evaluate_dirs_perfect_and_noisy(tmp_path):
@@ -91,3 +133,6 @@ def test_evaluate_dirs_perfect_and_noisy(tmp_path):
     assert parse_cine_path(pred_root / rel).acc == 8
     with pytest.raises(FileNotFoundError, match="no ground truth"):
         evaluate_dirs(pred_root, tmp_path / "elsewhere")
+    write_submission(pred_root / rel, truth[:, :1])  # wrong shape: one line naming the file and both shapes
+    with pytest.raises(ValueError, match=r"cine_lax.mat: img4ranking has shape .* \(3, 1, 12, 12\), the ground truth"):
+        evaluate_dirs(pred_root, gt_root)

@@ -94,6 +94,8 @@ def test_linear_gaussian_model_adjoint_and_likelihood():
     rhs = float((x * model.adjoint(v)).sum())
     assert lhs == pytest.approx(rhs, rel=1e-4)
     assert torch.allclose(model.log_likelihood(x), lik(x) * 0.1**2 / 0.05**2, rtol=1e-4)
+    gram = model.adjoint(model.forward(x))  # the CG solves use model.normal (A^H A without the k-space array)
+    assert torch.allclose(model.normal(x), gram, rtol=0, atol=1e-5 * float(gram.abs().max()))
 
 
 def test_full_resolution_noise_matches_the_noise_on_the_model_grid():

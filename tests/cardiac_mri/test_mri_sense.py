@@ -111,3 +111,73 @@ def test_channel_conversion_round_trip():
     assert torch.equal(channels_to_complex(ch), x)
     with pytest.raises(ValueError, match="2, H, W"):
         channels_to_complex(torch.zeros(2, 3, 4, 4))
+
+
+def _both_paths(op: SenseOperator, x: torch.Tensor, y: torch.Tensor):
+    """(fast, FFT) results of forward, adjoint and normal: recording a gradient forces the FFT path."""
+    fast = (op(x), op.adjoint(y), op.normal(x))
+    xr, yr = x.clone().requires_grad_(True), y.clone().requires_grad_(True)
+    slow = tuple(v.detach() for v in (op(xr), op.adjoint(yr), op.normal(xr)))
+    return fast, slow
+
+
+@pytest.mark.parametrize("ny, nx", [(48, 36), (45, 20), (246, 40), (64, 64)])
+@pytest.mark.parametrize("dtype, tol", [(torch.complex64, 1e-5), (torch.complex128, 1e-12)])
+@pytest.mark.parametrize("per_frame", [False, True])
+def test_row_fast_path_equals_fft_path_and_is_adjoint(ny, nx, dtype, tol, per_frame):
+    """Row masks (CMRxRecon rule, weights, one pattern for every frame) take the pruned-DFT path; it must be the
+    same operator as the FFT path (odd ny, several Cooley-Tukey factorisations) and exactly adjoint."""
+    from cardiac_mri.masks import cmrxrecon_mask
+
+    gen = torch.Generator().manual_seed(5)
+    t, c = 3, 4
+    mask = cmrxrecon_mask(ny, nx, 4) * (0.5 + torch.rand(ny, 1, generator=gen))  # row weights
+    if per_frame:
+        mask = mask.expand(t, ny, nx)
+    op = SenseOperator(_randn_complex((c, ny, nx), gen, dtype), mask)
+    assert op.row_plan() is not None
+    x, y = _randn_complex((2, t, ny, nx), gen, dtype), _randn_complex((2, t, c, ny, nx), gen, dtype)
+    fast, slow = _both_paths(op, x, y)
+    for f, s in zip(fast, slow, strict=True):
+        assert float((f - s).abs().norm() / s.abs().norm()) < tol
+    lhs, rhs = torch.vdot(fast[0].flatten(), y.flatten()), torch.vdot(x.flatten(), fast[1].flatten())
+    assert abs(lhs - rhs) / abs(lhs) < tol
+    y1 = op(x).clone()
+    op(2 * x)  # the workspaces are reused: an earlier result must not change
+    assert torch.equal(op(x), y1)
+
+
+def test_row_fast_path_equals_sigpy(cine64):
+    """Independent oracle for the fast path: sigpy's Sense frame by frame with the CMRxRecon R = 8 mask."""
+    from cardiac_mri.masks import cmrxrecon_mask
+
+    maps, mask = cine64.maps, cmrxrecon_mask(64, 64, 8)
+    op = SenseOperator(maps, mask)
+    assert op.row_plan() is not None
+    x = cine64.image[:, 0][None]
+    y, xa = op(x)[0], op.normal(x)[0]
+    s = sigpy.mri.linop.Sense(maps.numpy(), weights=mask.numpy())
+    for t in range(12):
+        ys = s(x[0, t].numpy())
+        assert np.linalg.norm(y[t].numpy() - ys) / np.linalg.norm(ys) < 1e-5
+        xs = s.H(ys)
+        assert np.linalg.norm(xa[t].numpy() - xs) / np.linalg.norm(xs) < 1e-5
+
+
+def test_pruned_dft_rows_equal_the_dense_centred_dft():
+    from cardiac_mri.pruned_dft import PrunedDFT
+
+    gen = torch.Generator().manual_seed(6)
+    for n in (192, 246, 15, 64, 7):
+        rows = torch.nonzero(torch.rand(n, generator=gen) < 0.3).flatten()
+        rows = torch.unique(torch.cat([rows, torch.arange(n // 2 - 2, n // 2 + 2)]))
+        w = 0.5 + torch.rand(len(rows), generator=gen, dtype=torch.float64)
+        eye = torch.eye(n, dtype=torch.complex128)
+        dense = w[:, None] * torch.fft.fftshift(torch.fft.fft(torch.fft.ifftshift(eye, dim=0), dim=0, norm="ortho"),
+                                                dim=0)[rows]
+        d = PrunedDFT(n, rows, w, torch.complex128)
+        v = _randn_complex((n, 5), gen, torch.complex128)
+        k = _randn_complex((len(rows), 5), gen, torch.complex128)
+        out, back = torch.empty(len(rows), 5, dtype=torch.complex128), torch.empty(n, 5, dtype=torch.complex128)
+        torch.testing.assert_close(d.forward(v, out), dense @ v, rtol=0, atol=1e-12)
+        torch.testing.assert_close(d.adjoint(k, back), dense.conj().T @ k, rtol=0, atol=1e-12)

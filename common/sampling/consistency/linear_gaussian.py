@@ -40,13 +40,15 @@ class LinearGaussian:
     ``forward``: ``x [B, T, C, H, W]`` (real) -> ``[B, *y.shape]`` (real or complex, linear over the reals);
     ``adjoint``: its adjoint for the real inner product ``Re <A x, y>`` (for a complex-linear A on complex images
     stored as (real, imag) channels that is ``complex_to_channels(A^H y)``); ``y`` the measurements (no batch dim);
-    ``noise_std`` s. ``log p(y | x) = -||A x - y||^2 / (2 s^2)``.
+    ``noise_std`` s. ``log p(y | x) = -||A x - y||^2 / (2 s^2)``. ``normal``: optional ``A^H A`` (same layout as
+    ``x``) when the operator has a faster one than ``adjoint(forward(x))`` (used by the CG solves).
     """
 
     forward: Callable[[torch.Tensor], torch.Tensor]
     adjoint: Callable[[torch.Tensor], torch.Tensor]
     y: torch.Tensor
     noise_std: float
+    normal: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def __post_init__(self) -> None:
         if not (self.noise_std > 0 and math.isfinite(self.noise_std)):
@@ -105,8 +107,10 @@ class LinearGaussianStep:
             centre = x_hat + r * s.noise.randn_shape(x_hat.shape[1:]).to(x_hat.dtype)
         rhs = w_y * m.adjoint(y) + w_x * centre
 
+        gram = m.normal if m.normal is not None else (lambda v: m.adjoint(m.forward(v)))
+
         def normal(v: torch.Tensor) -> torch.Tensor:
-            return w_y * m.adjoint(m.forward(v)) + w_x * v
+            return w_y * gram(v) + w_x * v
 
         return solve_or_raise(normal, rhs, x_hat, self.cg_iters, self.cg_rtol, "linear-Gaussian solve", s.k,
                               s.sigma)
