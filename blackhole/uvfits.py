@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from blackhole.ehtim_compat import import_ehtim
-from blackhole.measurements import ClosureData, closure_data, vis_table_from_obs
+from blackhole.measurements import ClosureData, add_systematic_error, closure_data, vis_table_from_obs
 from common.io import atomic_path
 
 
@@ -67,25 +67,43 @@ def write_uvfits(obs, path: str | Path) -> Path:
 @dataclass(frozen=True)
 class FrameReport:
     """Frames of an observation: count, frame times (UTC hours), frames with no closure quantity, sparse
-    timestamps (< 3 stations) and the stations."""
+    timestamps (< 3 stations), the stations, the binning in words and the systematic error fraction applied."""
 
     n_frames: int
     frame_times: np.ndarray
     frames_without_closures: list[int]
     sparse_times: tuple[float, ...]
     stations: tuple[str, ...]
+    binning: str = ""
+    systematic_error: float = 0.0
 
 
-def load_closure_data(path: str | Path, frame_duration_s: float | None = None,
-                      debias: bool = True) -> tuple[ClosureData, FrameReport]:
-    """Closure data of a uvfits file, one frame per timestamp or per ``frame_duration_s`` seconds."""
+def load_closure_data(path: str | Path, frame_duration_s: float | None = None, debias: bool = True,
+                      n_frames: int | None = None, systematic_error: float = 0.0) -> tuple[ClosureData, FrameReport]:
+    """Closure data of a uvfits file, one frame per timestamp, per ``frame_duration_s`` seconds, or ``n_frames``
+    equal frames over the observation's span (``vis_table_from_obs``); ``systematic_error`` f adds (f |V|)^2 to
+    every visibility variance before the closures are formed (``add_systematic_error``). Problems raise
+    ``UvfitsError`` naming the file."""
     obs = read_uvfits(path)
-    table = vis_table_from_obs(obs, frame_duration_s)
     try:
+        table = add_systematic_error(vis_table_from_obs(obs, frame_duration_s, n_frames), systematic_error)
         data = closure_data(table, debias=debias)
     except ValueError as exc:
         raise UvfitsError(f"uvfits file {path}: {exc}") from exc
+    if len(data.cphase) == 0 and len(data.logcamp) == 0:
+        raise UvfitsError(f"uvfits file {path}: no timestamp has 3 or more stations, so there are no closure "
+                          f"quantities to fit (stations: {', '.join(table.stations)})")
+    span_min = (table.time[-1] - table.time[0]) * 60.0
+    n_ts = len(np.unique(table.time))
+    if n_frames is not None:
+        binning = (f"{table.n_frames} frames of {span_min * 60.0 / table.n_frames:.1f} s over the observation's "
+                   f"{span_min:.1f} min ({n_ts} timestamps)")
+    elif frame_duration_s is not None:
+        binning = f"{table.n_frames} frames of {frame_duration_s:g} s ({n_ts} timestamps over {span_min:.1f} min)"
+    else:
+        binning = f"{table.n_frames} frames, one per timestamp, over {span_min:.1f} min"
     report = FrameReport(n_frames=table.n_frames, frame_times=table.frame_times,
                          frames_without_closures=data.frames_without_closures,
-                         sparse_times=data.closures.sparse_times, stations=table.stations)
+                         sparse_times=data.closures.sparse_times, stations=table.stations, binning=binning,
+                         systematic_error=float(systematic_error))
     return data, report
