@@ -5,7 +5,7 @@ polar angle theta measured east of north):
 
 * **centre** (x0, y0): the point, searched on a grid refined twice around the image's centroid, that minimises the
   radial spread of the ring, ``std_theta r_peak(theta)``, where ``r_peak(theta)`` is the radius of peak brightness
-  along the ray at angle theta (REx's centre criterion);
+  along the ray at angle theta between 5 uas and 0.4 of the field of view (REx's centre criterion);
 * **diameter** d = 2 r_pk, r_pk the radius of peak brightness of the azimuthally averaged profile
   ``I(r) = mean_theta I(r, theta)`` about that centre (parabolic refinement between samples), uas;
 * **fractional width** = FWHM / d, FWHM the full width at half maximum of ``I(r)`` around its peak (linear
@@ -29,6 +29,7 @@ import numpy as np
 from scipy.ndimage import map_coordinates
 
 N_THETA = 72
+R_MIN_UAS = 5.0
 FEATURES = ("diameter", "fractional_width", "position_angle", "asymmetry")
 UNITS = {"diameter": "uas", "fractional_width": "1", "position_angle": "deg east of north", "asymmetry": "1"}
 
@@ -77,6 +78,8 @@ def _peak(profile: np.ndarray, radii: np.ndarray) -> float:
 
 
 def _radial_spread(image: np.ndarray, row: float, col: float, radii_px: np.ndarray, theta: np.ndarray) -> float:
+    """std over rays of the radius of peak brightness (radii_px excludes the smallest radii: a centre on the ring
+    itself would otherwise peak at r = 0 on every ray)."""
     polar = _polar(image, row, col, radii_px, theta)
     peaks = radii_px[np.argmax(polar, axis=1)]
     return float(np.std(peaks))
@@ -99,10 +102,12 @@ def _fwhm(profile: np.ndarray, radii: np.ndarray, r_pk: float) -> float:
     return float(outer - inner)
 
 
-def fit_ring(image: np.ndarray, psize_uas: float, r_max_uas: float | None = None, n_theta: int = N_THETA) -> RingFit:
+def fit_ring(image: np.ndarray, psize_uas: float, r_max_uas: float | None = None, n_theta: int = N_THETA,
+             r_min_uas: float = R_MIN_UAS) -> RingFit:
     """Ring features of ``image`` [H, W] (ehtim orientation, any positive units) with pixels of ``psize_uas``
     micro-arcseconds (module docstring: definitions). ``r_max_uas``: largest radius searched (default: 0.4 of the
-    field of view)."""
+    field of view); ``r_min_uas``: smallest radius of the per-ray peaks in the centre search (REx's search
+    annulus, default 5 uas)."""
     img = np.asarray(image, dtype=np.float64)
     if img.ndim != 2:
         raise ValueError(f"fit_ring: expected an image [H, W], got shape {img.shape}")
@@ -118,9 +123,10 @@ def fit_ring(image: np.ndarray, psize_uas: float, r_max_uas: float | None = None
     theta = np.arange(n_theta) * (2 * np.pi / n_theta)
     rr, cc = np.mgrid[:h, :w]
     row, col = float((rr * img).sum() / total), float((cc * img).sum() / total)
+    annulus = radii[radii * psize_uas >= r_min_uas]
     for step, half in ((2.0, 3), (0.5, 3), (0.125, 3)):  # search grids: +-6 px, +-1.5 px, +-0.375 px
         offs = np.arange(-half, half + 1) * step
-        best = min((_radial_spread(img, row + dr, col + dc, radii, theta), dr, dc) for dr in offs for dc in offs)
+        best = min((_radial_spread(img, row + dr, col + dc, annulus, theta), dr, dc) for dr in offs for dc in offs)
         row, col = row + best[1], col + best[2]
     polar = _polar(img, row, col, radii, theta)
     profile = polar.mean(axis=0)

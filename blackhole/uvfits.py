@@ -1,9 +1,11 @@
 """uvfits input/output through ehtim, with clear errors and atomic writes; real data split into frames.
 
 ``read_uvfits(path)`` returns an ehtim ``Obsdata`` (Stokes I) or raises ``UvfitsError`` naming the file and what was
-wrong. ``write_uvfits(obs, path)`` writes to a temporary file in the same folder and renames it, so an existing file
-is never half overwritten. ``load_closure_data(path, frame_duration_s)`` goes from a file to ``ClosureData`` with the
-frames split by timestamp (default) or by a duration, and lists frames too sparse for closures instead of failing.
+wrong; files of other pipelines' layouts are normalised first (``blackhole.uvfits_layout``). ``write_uvfits(obs,
+path)`` writes to a temporary file in the same folder and renames it, so an existing file is never half overwritten.
+``load_closure_data(path, ...)`` goes from a file to ``ClosureData`` with the frames split by timestamp, by a
+duration or into N equal frames, an optional fractional systematic error, and lists frames too sparse for closures
+instead of failing.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from astropy.io import fits
 
 from blackhole.ehtim_compat import import_ehtim
 from blackhole.measurements import ClosureData, add_systematic_error, closure_data, vis_table_from_obs
+from blackhole.uvfits_layout import LayoutError, normalise
 from common.io import atomic_path
 
 
@@ -26,15 +30,27 @@ class UvfitsError(ValueError):
 
 
 def read_uvfits(path: str | Path):
-    """Read ``path`` with ehtim (Stokes polarisation representation) and validate it; returns ``Obsdata``."""
+    """Read ``path`` with ehtim (Stokes polarisation representation) and validate it; returns ``Obsdata``.
+
+    The file is first brought to the layout ehtim's reader expects (``blackhole.uvfits_layout.normalise``: any
+    number of IFs, RR/LL pairs, one hand, native Stokes I, a missing IF axis, one or two DATE parameters, DATE
+    offsets in PZERO, missing INTTIM/TAU columns), so EHT-HOPS, CASA/rPICARD, AIPS and ehtim files all load."""
     path = Path(path)
     if not path.is_file():
         raise UvfitsError(f"uvfits file {path}: no such file")
     eh = import_ehtim()
     try:
+        with fits.open(path, memmap=False) as hdul:
+            hdul_std = normalise(hdul)
+    except LayoutError as exc:
+        raise UvfitsError(f"uvfits file {path}: {exc}") from exc
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+        raise UvfitsError(f"uvfits file {path}: cannot be read as a FITS random-groups (uvfits) file "
+                          f"({type(exc).__name__}: {exc})") from exc
+    try:
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            obs = eh.obsdata.load_uvfits(str(path), polrep="stokes")
+            obs = eh.obsdata.load_uvfits(hdul_std, polrep="stokes")
     except Exception as exc:  # ehtim raises bare Exception/KeyError/OSError for malformed files: name the file
         raise UvfitsError(f"uvfits file {path}: cannot be read as a VLBI uvfits observation "
                           f"({type(exc).__name__}: {exc})") from exc
