@@ -79,7 +79,8 @@ def vis_table_from_obs(obs, frame_duration_s: float | None = None, n_frames: int
 
     With a frame duration, frame k covers [t0 + k d, t0 + (k+1) d) from the first timestamp t0; bins without data
     are kept (their frame index exists, they simply constrain nothing) so frame k always means the same time span.
-    With ``n_frames`` = T, d = (t_last - t0) / T and the last timestamp falls into frame T - 1.
+    With ``n_frames`` = T, d = (t_last - t0) / T and the last timestamp falls into frame T - 1; if the observation
+    has exactly T timestamps, each is its own frame (as with the default).
     """
     data = np.asarray(obs.data)
     if len(data) == 0:
@@ -90,6 +91,8 @@ def vis_table_from_obs(obs, frame_duration_s: float | None = None, n_frames: int
     data = data[order]
     time = np.asarray(data["time"], dtype=np.float64)
     edges = None
+    if n_frames is not None and int(n_frames) == len(np.unique(time)):
+        n_frames = None  # exactly one timestamp per frame: keep the timestamps as the frame times
     if frame_duration_s is None and n_frames is None:
         frame_times, frame = np.unique(time, return_inverse=True)
     else:

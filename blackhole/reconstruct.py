@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from blackhole.fits_io import frame_meta, write_fits_movie
 from blackhole.likelihood import REFERENCE_TAU, ClosureLikelihood, align_flux, evaluate_chisq
 from blackhole.measurements import ClosureData
 from blackhole.priors import default_prior_paths, prior_frames
-from blackhole.science import write_science
+from blackhole.science import format_science, write_science
 from blackhole.synthetic import RADPERUAS
 from common.demo import (
     DemoError,
@@ -91,6 +92,8 @@ def blackhole_task(data: ClosureData, npix: int, fov_uas: float = DEFAULT_FOV_UA
     outputs (``blackhole.science``: ring features and light curve)."""
     psize = fov_uas * RADPERUAS / npix
     fmeta = frame_meta(data.table.meta)
+    constrained = np.ones(len(data.table.frame_times), bool)
+    constrained[data.frames_without_closures] = False
     lik = ClosureLikelihood(data, npix, npix, psize, tau=tau, flux_beta=0.0)
     unit_flux = torch.as_tensor(fill_light_curve(data.flux, data.table.frame_times))
     times = np.asarray(data.table.frame_times, dtype=np.float64)
@@ -140,7 +143,7 @@ def blackhole_task(data: ClosureData, npix: int, fov_uas: float = DEFAULT_FOV_UA
             paths += write_fits_movie(p.samples[best], folder, psize, times, prefix="best", **fmeta)
         paths += write_science(out, posts, fov_uas / npix, times, flux=data.flux, flux_sigma=data.flux_sigma,
                                truth=None if truth is None else np.asarray(truth, dtype=np.float64),
-                               attrs={"observation": meta.get("observation", "")})
+                               attrs={"observation": meta.get("observation", "")}, constrained=constrained)
         return paths
 
     offs = pixel_offsets_uas(npix, fov_uas)
@@ -183,6 +186,9 @@ def run_reconstruction(args: argparse.Namespace, priors: Priors, task: ReconTask
     metrics = sample_and_write(args, task, priors, Path(args.out), extra_attrs, sampler_presets, DEFAULT_SAMPLES,
                                parse_methods(args.methods))
     print(format_table(metrics))
+    science = Path(args.out) / "science.json"
+    if science.is_file():
+        print(format_science(json.loads(science.read_text())))
     print(f"wrote {args.out}")
     return 0
 
