@@ -85,11 +85,12 @@ def pixel_offsets_uas(n: int, fov_uas: float) -> np.ndarray:
 
 
 def blackhole_task(data: ClosureData, npix: int, fov_uas: float = DEFAULT_FOV_UAS, truth: np.ndarray | None = None,
-                   tau: float = REFERENCE_TAU, attrs: dict | None = None) -> ReconTask:
+                   tau: float = REFERENCE_TAU, attrs: dict | None = None, fits_samples: bool = False) -> ReconTask:
     """The driver's view of a closure-data problem on ``npix`` x ``npix`` frames (module docstring: units). Its
     export writes FITS frames of each method's posterior mean and best sample (``fits/<method>/{mean,best}_NNNN.fits``,
-    times in the headers: ``eh.movie.load_fits(".../mean_", T)`` reads them as an ehtim ``Movie``) and the science
-    outputs (``blackhole.science``: ring features and light curve)."""
+    times in the headers: ``eh.movie.load_fits(".../mean_", T)`` reads them as an ehtim ``Movie``), with
+    ``fits_samples`` every sample too (``sampleKK_NNNN.fits``), and the science outputs (``blackhole.science``: ring
+    features and light curve)."""
     psize = fov_uas * RADPERUAS / npix
     fmeta = frame_meta(data.table.meta)
     constrained = np.ones(len(data.table.frame_times), bool)
@@ -141,6 +142,9 @@ def blackhole_task(data: ClosureData, npix: int, fov_uas: float = DEFAULT_FOV_UA
             paths += write_fits_movie(p.mean_sample(), folder, psize, times, prefix="mean", **fmeta)
             best = int(np.argmin(p.fit["chi2_cp"] + p.fit["chi2_logca"]))
             paths += write_fits_movie(p.samples[best], folder, psize, times, prefix="best", **fmeta)
+            if fits_samples:
+                for k, sample in enumerate(p.samples):
+                    paths += write_fits_movie(sample, folder, psize, times, prefix=f"sample{k:02d}", **fmeta)
         paths += write_science(out, posts, fov_uas / npix, times, flux=data.flux, flux_sigma=data.flux_sigma,
                                truth=None if truth is None else np.asarray(truth, dtype=np.float64),
                                attrs={"observation": meta.get("observation", "")}, constrained=constrained)
@@ -239,7 +243,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
               file=sys.stderr)
     task = blackhole_task(data, args.npix, args.fov_uas, attrs={
         "observation": str(args.obs), "frames_without_closures": list(report.frames_without_closures),
-        "binning": report.binning, "systematic_error": float(args.systematic_error)})
+        "binning": report.binning, "systematic_error": float(args.systematic_error)}, fits_samples=args.fits_samples)
     return run_reconstruction(args, priors, task, {"command": "stepvip blackhole reconstruct"})
 
 
@@ -259,5 +263,7 @@ def add_reconstruct_parser(sub) -> None:
     r.add_argument("--systematic-error", type=float, default=0.0,
                    help="fractional systematic error f added to every visibility sigma before the closures are "
                         "formed: sigma^2 -> sigma^2 + (f |V|)^2 (EHT imaging pipelines use a few per cent)")
+    r.add_argument("--fits-samples", action="store_true",
+                   help="also write every posterior sample as FITS frames (fits/<method>/sampleKK_NNNN.fits)")
     add_arguments(r, methods_default=("STeP",))
     r.set_defaults(func=run_cli(cmd_reconstruct, "stepvip blackhole reconstruct"))

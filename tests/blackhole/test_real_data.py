@@ -158,7 +158,8 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 def test_real_data_reconstruct_quick(eh, tmp_path):
     """The astronomer's path on the shipped file at the quick setting: default binning, outputs with times."""
     out = tmp_path / "rec"
-    res = _run("--obs", str(example_uvfits()), "--out", str(out), "--quick", "--samples", "1", "--no-progress")
+    res = _run("--obs", str(example_uvfits()), "--out", str(out), "--quick", "--samples", "1", "--no-progress",
+               "--fits-samples")
     assert res.returncode == 0, res.stderr[-2000:]
     assert "64 frames of 97.2 s" in res.stderr
     summary = json.loads((out / "science.json").read_text())
@@ -175,11 +176,15 @@ def test_real_data_reconstruct_quick(eh, tmp_path):
         mov = eh.movie.load_fits(str(out / "fits" / "STeP" / "mean_"), 64)
     times = np.asarray(summary["frame_times_hr"])
     assert np.allclose(mov.times, times, atol=1e-6) and mov.mjd == 57850
+    with contextlib.redirect_stdout(io.StringIO()):
+        one = eh.movie.load_fits(str(out / "fits" / "STeP" / "sample00_"), 64)
+    assert np.allclose(one.times, times, atol=1e-6)
     with xr.open_dataset(out / "science.nc") as ds:
         assert ds["STeP_diameter"].shape == (1, 64) and ds["frame"].attrs["units"] == "hours"
     assert (out / "science.png").is_file()
 
 
+@pytest.mark.slow
 def test_reconstruct_option_errors(tmp_path):
     obs = str(example_uvfits())
     res = _run("--obs", obs, "--out", str(tmp_path / "a"), "--frames", "0")
