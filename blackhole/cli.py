@@ -59,10 +59,13 @@ def cmd_chisq(args: argparse.Namespace) -> int:
     from blackhole.uvfits import load_closure_data
 
     movie = _load_npy_movie(args.movie)
-    data, report = load_closure_data(args.obs, frame_duration_s=args.frame_duration)
+    if args.frames is not None and args.frame_duration is not None:
+        raise CliError("--frames and --frame-duration: give at most one")
+    data, report = load_closure_data(args.obs, frame_duration_s=args.frame_duration, n_frames=args.frames,
+                                     systematic_error=args.systematic_error)
     if movie.shape[0] != report.n_frames:
         raise CliError(f"movie {args.movie}: has {movie.shape[0]} frames but observation {args.obs} has "
-                       f"{report.n_frames} frames (one per timestamp)")
+                       f"{report.n_frames} frames ({report.binning}); bin it with --frames {movie.shape[0]}")
     t, h, w = movie.shape
     lik = ClosureLikelihood(data, h, w, _psize(args.fov_uas, w))
     res = evaluate_chisq(lik, torch.as_tensor(movie)[None, :, None], align=args.align_flux)
@@ -178,6 +181,10 @@ def register(subparsers) -> None:
     c.add_argument("--align-flux", action="store_true", help="scale each frame to the measured ALMA-APEX flux first")
     c.add_argument("--frame-duration", type=float, default=None,
                    help="split the observation into frames of this many seconds (None: one frame per timestamp)")
+    c.add_argument("--frames", type=int, default=None,
+                   help="instead, split the observation's span into this many equal frames (e.g. the movie's count)")
+    c.add_argument("--systematic-error", type=float, default=0.0,
+                   help="fractional systematic error f: visibility sigma^2 -> sigma^2 + (f |V|)^2 before closures")
     c.set_defaults(func=_run(cmd_chisq))
 
     s = sub.add_parser("simulate", help="observe a movie with the paper's Sgr A* EHT 2017 track", formatter_class=fmt)

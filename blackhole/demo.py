@@ -7,7 +7,9 @@ with the paper's EHT 2017 Sgr A* track (one frame per 102 s timestamp) with ther
 (``blackhole.simulate.simulate_observation``, seed = CASE). Outputs in ``--out``: ``obs.uvfits`` (the simulated
 data, to rerun ``stepvip blackhole reconstruct`` on), ``truth.npy``, and the driver's outputs (``common.demo``):
 ``samples.nc``, ``uq.json``, ``metrics.json``, ``frames.png``, ``differences.png``, ``mean_std_*.png``, ``*.gif``,
-``fits/<method>/mean_*.fits``. Units: see :mod:`blackhole.reconstruct`.
+``fits/<method>/mean_*.fits``, and the science outputs against the truth's (``science.json``, ``science.nc``,
+``science.png``: ring diameter, fractional width, PA, asymmetry and light curve per frame; ``blackhole.science``).
+Units: see :mod:`blackhole.reconstruct`.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from blackhole.reconstruct import DEFAULT_FOV_UAS, blackhole_task, load_bh_priors, run_reconstruction
+from blackhole.synthetic import MovieGeometry
 from common.io import atomic_path
 
 MOVIE_SEED = 0
 HELDOUT_CASE = 100000
-FRAMES = 64
+FRAMES = MovieGeometry().frames  # the 64 timestamps of the EHT 2017 track = the shipped prior's movie length
 NPIX = 64
 
 
@@ -30,7 +33,7 @@ def held_out_case(case: int = HELDOUT_CASE, npix: int = NPIX, fov_uas: float = D
     """``(truth [64, npix, npix] Jy/pixel, simulated ehtim Obsdata, movie parameters)`` of one synthetic case."""
     from blackhole.array import make_observation
     from blackhole.simulate import simulate_observation
-    from blackhole.synthetic import MovieGeometry, generate_movies
+    from blackhole.synthetic import generate_movies
 
     geom = MovieGeometry(frames=FRAMES, npix=npix, fov_uas=fov_uas)
     movies, meta = generate_movies(1, geom, seed=MOVIE_SEED, start=case)

@@ -3,8 +3,11 @@
 Frames in memory are ehtim-oriented ``[H, W]`` arrays (row 0 north, column 0 east) in Jy/pixel. On disk each frame is
 a FITS primary image in the astronomical convention (first row south; RA decreasing with column: CDELT1 < 0) with
 a SIN-projection WCS centred on the source, and the ehtim keywords (OBSRA, OBSDEC, FREQ, MJD) so that
-``ehtim.image.load_fits`` reads the file back to the same ``imarr()``. Extra keywords: TIME (UTC hours), BUNIT.
-Writes are atomic (temporary file in the same folder, then ``os.replace``).
+``ehtim.image.load_fits`` reads the file back to the same ``imarr()``. Frame times: ``MJD`` is the fractional
+modified Julian date of the frame (ehtim takes the frame's UTC hours from its fraction: ``eh.movie.load_fits(
+folder + "/mean_", T)`` gives a ``Movie`` with the right times), and the standard keywords ``MJD-OBS`` (same value),
+``DATE-OBS`` (ISO 8601 UTC date and time), ``TIMESYS = 'UTC'``; extra keywords: TIME (UTC hours from the MJD day),
+BUNIT. Writes are atomic (temporary file in the same folder, then ``os.replace``).
 """
 
 from __future__ import annotations
@@ -22,8 +25,12 @@ from common.io import atomic_path
 def frame_header(shape: tuple[int, int], psize: float, time_hr: float, ra_hours: float = SGRA_RA_HOURS,
                  dec_deg: float = SGRA_DEC_DEG, rf_hz: float = RF_HZ, mjd: int = MJD_2017_APR_07,
                  source: str = "SgrA") -> fits.Header:
-    """FITS header of one frame [H, W]: pixel size ``psize`` radians, time in UTC hours."""
+    """FITS header of one frame [H, W]: pixel size ``psize`` radians, time ``time_hr`` UTC hours counted from the
+    start of day ``mjd``."""
+    from astropy.time import Time
+
     h, w = shape
+    mjd_frame = int(mjd) + float(time_hr) / 24.0
     deg = np.degrees(psize)
     hdr = fits.Header()
     hdr["OBJECT"] = source
@@ -34,8 +41,11 @@ def frame_header(shape: tuple[int, int], psize: float, time_hr: float, ra_hours:
     hdr["CUNIT1"], hdr["CUNIT2"] = "deg", "deg"
     hdr["OBSRA"], hdr["OBSDEC"] = ra_hours * 15.0, dec_deg
     hdr["FREQ"] = rf_hz
-    hdr["MJD"] = mjd
-    hdr["TIME"] = (float(time_hr), "UTC hours")
+    hdr["MJD"] = (mjd_frame, "modified Julian date of the frame (UTC)")
+    hdr["MJD-OBS"] = (mjd_frame, "modified Julian date of the frame (UTC)")
+    hdr["DATE-OBS"] = (Time(mjd_frame, format="mjd", scale="utc").isot, "UTC date and time of the frame")
+    hdr["TIMESYS"] = "UTC"
+    hdr["TIME"] = (float(time_hr), f"UTC hours from the start of MJD {int(mjd)}")
     hdr["BUNIT"] = "JY/PIXEL"
     hdr["STOKES"] = "I"
     return hdr
@@ -64,6 +74,15 @@ def write_fits_movie(movie: np.ndarray, folder: str | Path, psize: float, times_
     folder.mkdir(parents=True, exist_ok=True)
     return [write_fits_frame(f, folder / f"{prefix}_{k:04d}.fits", psize, t, **meta)
             for k, (f, t) in enumerate(zip(movie, times_hr, strict=True))]
+
+
+def frame_meta(meta) -> dict:
+    """Keyword arguments of :func:`frame_header` (ra_hours, dec_deg, rf_hz, mjd, source) from an observation's
+    ``blackhole.measurements.ObsMeta`` (None: the defaults, Sgr A* on 2017 April 7)."""
+    if meta is None:
+        return {}
+    return {"ra_hours": meta.ra_hours, "dec_deg": meta.dec_deg, "rf_hz": meta.rf_hz, "mjd": meta.mjd,
+            "source": meta.source or "SgrA"}
 
 
 def read_fits_frame(path: str | Path) -> tuple[np.ndarray, float]:

@@ -13,6 +13,7 @@ amplitude shifted by 0.5 (1/snr_1^2 + 1/snr_2^2 - 1/snr_3^2 - 1/snr_4^2).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,15 +21,38 @@ import numpy as np
 from blackhole.closures import ClosureSet, build_closure_set
 
 FLUX_BASELINE = ("ALMA", "APEX")
+# Two-letter EHT station codes used by the 2017 data releases (EHT-HOPS and rPICARD uvfits) -> the names of our
+# station table. SR (the SMA reference antenna) has no long name: it stays "SR".
+STATION_ALIASES = {"AA": "ALMA", "AP": "APEX", "AZ": "SMT", "JC": "JCMT", "LM": "LMT", "PV": "PV", "SM": "SMA",
+                   "SP": "SPT"}
+
+
+def station_name(code: str) -> str:
+    """Our name of an EHT station given its name or its two-letter code (``AA`` -> ``ALMA``); unknown names pass."""
+    return STATION_ALIASES.get(str(code).strip().upper(), str(code).strip())
+
+
+@dataclass(frozen=True)
+class ObsMeta:
+    """Where and when an observation was taken: source name, RA (hours), Dec (degrees), observing frequency (Hz)
+    and the MJD (integer day) that the UTC hours of the data count from."""
+
+    source: str
+    ra_hours: float
+    dec_deg: float
+    rf_hz: float
+    mjd: int
 
 
 @dataclass(frozen=True)
 class VisTable:
     """Stokes I visibilities of an observation, assigned to movie frames.
 
-    Attributes (M rows, T frames): time [M] UTC hours; frame [M] int in [0, T); t1, t2 [M] station names;
-    u, v [M] wavelengths; vis [M] complex Jy; sigma [M] Jy; frame_times [T] UTC hours; stations: station order
-    (defines the closure reference station); source, mjd, rf_hz: metadata.
+    Attributes (M rows, T frames): time [M] UTC hours; frame [M] int in [0, T); t1, t2 [M] station names as in the
+    file; u, v [M] wavelengths; vis [M] complex Jy; sigma [M] Jy (thermal, plus any systematic term added by
+    :func:`add_systematic_error`); frame_times [T] UTC hours (frame centres); stations: station order (defines the
+    closure reference station); frame_edges [T + 1] UTC hours (None: one frame per timestamp); meta: where the
+    data were taken (``ObsMeta``: source, RA, Dec, frequency, MJD of the first day).
     """
 
     time: np.ndarray
@@ -41,40 +65,75 @@ class VisTable:
     sigma: np.ndarray
     frame_times: np.ndarray
     stations: tuple[str, ...]
+    frame_edges: np.ndarray | None = None
+    meta: ObsMeta | None = None
 
     @property
     def n_frames(self) -> int:
         return len(self.frame_times)
 
 
-def vis_table_from_obs(obs, frame_duration_s: float | None = None) -> VisTable:
-    """Split an ehtim ``Obsdata`` into frames: one per timestamp (default) or per ``frame_duration_s`` seconds.
+def vis_table_from_obs(obs, frame_duration_s: float | None = None, n_frames: int | None = None) -> VisTable:
+    """Split an ehtim ``Obsdata`` into frames: one per timestamp (default), per ``frame_duration_s`` seconds, or
+    ``n_frames`` equal frames over the observation's span (first to last timestamp).
 
     With a frame duration, frame k covers [t0 + k d, t0 + (k+1) d) from the first timestamp t0; bins without data
     are kept (their frame index exists, they simply constrain nothing) so frame k always means the same time span.
+    With ``n_frames`` = T, d = (t_last - t0) / T and the last timestamp falls into frame T - 1; if the observation
+    has exactly T timestamps, each is its own frame (as with the default).
     """
     data = np.asarray(obs.data)
     if len(data) == 0:
         raise ValueError("observation has no visibilities")
+    if frame_duration_s is not None and n_frames is not None:
+        raise ValueError("give either frame_duration_s or n_frames, not both")
     order = np.argsort(data["time"], kind="stable")
     data = data[order]
     time = np.asarray(data["time"], dtype=np.float64)
-    if frame_duration_s is None:
+    edges = None
+    if n_frames is not None and int(n_frames) == len(np.unique(time)):
+        n_frames = None  # exactly one timestamp per frame: keep the timestamps as the frame times
+    if frame_duration_s is None and n_frames is None:
         frame_times, frame = np.unique(time, return_inverse=True)
     else:
-        if not frame_duration_s > 0:
-            raise ValueError(f"frame_duration_s must be positive, got {frame_duration_s}")
-        d = frame_duration_s / 3600.0
+        if n_frames is not None:
+            if int(n_frames) < 1:
+                raise ValueError(f"n_frames must be >= 1, got {n_frames}")
+            n_frames = int(n_frames)
+            span = time[-1] - time[0]
+            d = span / n_frames if span > 0 else 1.0 / 3600.0
+        else:
+            if not frame_duration_s > 0:
+                raise ValueError(f"frame_duration_s must be positive, got {frame_duration_s}")
+            d = frame_duration_s / 3600.0
         frame = np.floor((time - time[0]) / d + 1e-9).astype(np.int64)
-        frame_times = time[0] + (np.arange(frame.max() + 1) + 0.5) * d
+        if n_frames is not None:
+            frame = np.minimum(frame, n_frames - 1)  # the last timestamp closes the last frame
+        count = int(frame.max()) + 1 if n_frames is None else n_frames
+        edges = time[0] + np.arange(count + 1) * d
+        frame_times = 0.5 * (edges[:-1] + edges[1:])
+    meta = ObsMeta(source=str(getattr(obs, "source", "")), ra_hours=float(obs.ra), dec_deg=float(obs.dec),
+                   rf_hz=float(obs.rf), mjd=int(obs.mjd))
     return VisTable(
         time=time, frame=np.asarray(frame, dtype=np.int64),
         t1=np.asarray(data["t1"]).astype(str), t2=np.asarray(data["t2"]).astype(str),
         u=np.asarray(data["u"], dtype=np.float64), v=np.asarray(data["v"], dtype=np.float64),
         vis=np.asarray(data["vis"], dtype=np.complex128), sigma=np.asarray(data["sigma"], dtype=np.float64),
         frame_times=np.asarray(frame_times, dtype=np.float64),
-        stations=tuple(str(s) for s in obs.tarr["site"]),
+        stations=tuple(str(s) for s in obs.tarr["site"]), frame_edges=edges, meta=meta,
     )
+
+
+def add_systematic_error(table: VisTable, fraction: float) -> VisTable:
+    """A copy of ``table`` with a fractional systematic error added to every visibility sigma, as EHT imaging
+    pipelines do before forming closures: sigma^2 -> sigma^2 + (fraction |V|)^2 (Jy). ``fraction`` = 0 returns
+    ``table`` unchanged; a negative or non-finite value raises ``ValueError``."""
+    if not (np.isfinite(fraction) and fraction >= 0):
+        raise ValueError(f"systematic error fraction must be a finite number >= 0, got {fraction}")
+    if fraction == 0:
+        return table
+    sigma = np.sqrt(table.sigma**2 + (fraction * np.abs(table.vis)) ** 2)
+    return dataclasses.replace(table, sigma=sigma)
 
 
 @dataclass(frozen=True)
@@ -117,11 +176,14 @@ def debiased_amplitude(vis: np.ndarray, sigma: np.ndarray, force_nonzero: bool =
 def flux_estimate(table: VisTable, baseline: tuple[str, str] = FLUX_BASELINE) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame total flux estimate: mean amplitude on the short ``baseline`` (ALMA-APEX, ~2 Mlambda), Jy.
 
+    Stations match by name or two-letter code (``AA``/``AP`` in the EHT releases, :func:`station_name`).
     Returns (flux [T], sigma [T]); frames without that baseline get NaN (the likelihood skips them; see
-    ``ClosureData.flux``). Sigma is the thermal sigma of the mean.
+    ``ClosureData.flux``). Sigma is the sigma of the mean of the rows' sigmas (thermal, plus any systematic term).
     """
-    a, b = baseline
-    on = ((table.t1 == a) & (table.t2 == b)) | ((table.t1 == b) & (table.t2 == a))
+    a, b = station_name(baseline[0]), station_name(baseline[1])
+    n1 = np.array([station_name(s) for s in table.t1])
+    n2 = np.array([station_name(s) for s in table.t2])
+    on = ((n1 == a) & (n2 == b)) | ((n1 == b) & (n2 == a))
     flux = np.full(table.n_frames, np.nan)
     sig = np.full(table.n_frames, np.nan)
     for f in np.unique(table.frame[on]):

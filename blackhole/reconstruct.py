@@ -6,7 +6,9 @@ Eq. 16, ``log p(y|x) = -(N_cp chi2_cp + N_lca chi2_lca) / tau^2`` (tau = 0.021),
 network-unit movies: closure phases and log closure amplitudes are invariant to a positive scale, so no flux
 calibration enters the sampler and the flux term of Eq. 16 is not used. Physical outputs (Jy/pixel) are the
 network-unit samples with negative pixels set to 0, then every frame scaled to the measured ALMA-APEX flux
-(``blackhole.likelihood.align_flux``; a frame without that baseline keeps network units). Reported chi~2_cp and
+(``blackhole.likelihood.align_flux``; a frame without that baseline is scaled to the light curve interpolated in
+time between measured frames, :func:`fill_light_curve`; without any ALMA-APEX data the outputs stay in network
+units). Reported chi~2_cp and
 chi~2_logca (paper Eq. 4) are of these flux-aligned movies. Metrics against a truth compare each movie divided by
 its own maximum.
 
@@ -19,15 +21,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from blackhole.fits_io import write_fits_movie
+from blackhole.fits_io import frame_meta, write_fits_movie
 from blackhole.likelihood import REFERENCE_TAU, ClosureLikelihood, align_flux, evaluate_chisq
 from blackhole.measurements import ClosureData
-from blackhole.priors import default_prior_paths
+from blackhole.priors import default_prior_paths, prior_frames
+from blackhole.science import format_science, write_science
 from blackhole.synthetic import RADPERUAS
 from common.demo import (
     DemoError,
@@ -80,10 +85,18 @@ def pixel_offsets_uas(n: int, fov_uas: float) -> np.ndarray:
 
 
 def blackhole_task(data: ClosureData, npix: int, fov_uas: float = DEFAULT_FOV_UAS, truth: np.ndarray | None = None,
-                   tau: float = REFERENCE_TAU, attrs: dict | None = None) -> ReconTask:
-    """The driver's view of a closure-data problem on ``npix`` x ``npix`` frames (module docstring: units)."""
+                   tau: float = REFERENCE_TAU, attrs: dict | None = None, fits_samples: bool = False) -> ReconTask:
+    """The driver's view of a closure-data problem on ``npix`` x ``npix`` frames (module docstring: units). Its
+    export writes FITS frames of each method's posterior mean and best sample (``fits/<method>/{mean,best}_NNNN.fits``,
+    times in the headers: ``eh.movie.load_fits(".../mean_", T)`` reads them as an ehtim ``Movie``), with
+    ``fits_samples`` every sample too (``sampleKK_NNNN.fits``), and the science outputs (``blackhole.science``: ring
+    features and light curve)."""
     psize = fov_uas * RADPERUAS / npix
+    fmeta = frame_meta(data.table.meta)
+    constrained = np.ones(len(data.table.frame_times), bool)
+    constrained[data.frames_without_closures] = False
     lik = ClosureLikelihood(data, npix, npix, psize, tau=tau, flux_beta=0.0)
+    unit_flux = torch.as_tensor(fill_light_curve(data.flux, data.table.frame_times))
     times = np.asarray(data.table.frame_times, dtype=np.float64)
     if truth is not None and np.asarray(truth).shape != (len(times), npix, npix):
         raise DemoError(f"truth movie has shape {np.asarray(truth).shape}, expected {(len(times), npix, npix)}")
@@ -93,7 +106,7 @@ def blackhole_task(data: ClosureData, npix: int, fov_uas: float = DEFAULT_FOV_UA
 
     def physical_t(x: torch.Tensor) -> torch.Tensor:
         try:
-            return align_flux(x.detach().to(torch.float64).clamp(min=0.0), lik.flux)
+            return align_flux(x.detach().to(torch.float64).clamp(min=0.0), unit_flux)
         except ValueError as exc:
             raise DemoError(f"black hole reconstruction: a sample has an all-dark frame ({exc})") from exc
 
@@ -126,9 +139,15 @@ def blackhole_task(data: ClosureData, npix: int, fov_uas: float = DEFAULT_FOV_UA
         paths = []
         for p in posts:
             folder = out / "fits" / variable_name(p.method)
-            paths += write_fits_movie(p.mean_sample(), folder, psize, times, prefix="mean")
+            paths += write_fits_movie(p.mean_sample(), folder, psize, times, prefix="mean", **fmeta)
             best = int(np.argmin(p.fit["chi2_cp"] + p.fit["chi2_logca"]))
-            paths += write_fits_movie(p.samples[best], folder, psize, times, prefix="best")
+            paths += write_fits_movie(p.samples[best], folder, psize, times, prefix="best", **fmeta)
+            if fits_samples:
+                for k, sample in enumerate(p.samples):
+                    paths += write_fits_movie(sample, folder, psize, times, prefix=f"sample{k:02d}", **fmeta)
+        paths += write_science(out, posts, fov_uas / npix, times, flux=data.flux, flux_sigma=data.flux_sigma,
+                               truth=None if truth is None else np.asarray(truth, dtype=np.float64),
+                               attrs={"observation": meta.get("observation", "")}, constrained=constrained)
         return paths
 
     offs = pixel_offsets_uas(npix, fov_uas)
@@ -143,6 +162,17 @@ def blackhole_task(data: ClosureData, npix: int, fov_uas: float = DEFAULT_FOV_UA
                      coords=coords, truth=None if truth is None else np.asarray(truth, dtype=np.float64),
                      export=export, attrs=meta, from_physical=from_physical, residuals=residuals,
                      project=_non_negative, report=report)
+
+
+def fill_light_curve(flux: np.ndarray, times_hr: np.ndarray) -> np.ndarray:
+    """The flux [T] (Jy) each output frame is scaled to: the measured ALMA-APEX estimate where a frame has one,
+    linearly interpolated in time between measured frames elsewhere (the nearest measured value before the first /
+    after the last); all NaN (no ALMA-APEX data at all: outputs stay in network units) if none is measured."""
+    flux = np.asarray(flux, dtype=np.float64)
+    known = np.isfinite(flux)
+    if not known.any():
+        return flux.copy()
+    return np.interp(np.asarray(times_hr, dtype=np.float64), times_hr[known], flux[known])
 
 
 def _non_negative(x: torch.Tensor) -> torch.Tensor:
@@ -160,21 +190,60 @@ def run_reconstruction(args: argparse.Namespace, priors: Priors, task: ReconTask
     metrics = sample_and_write(args, task, priors, Path(args.out), extra_attrs, sampler_presets, DEFAULT_SAMPLES,
                                parse_methods(args.methods))
     print(format_table(metrics))
+    science = Path(args.out) / "science.json"
+    if science.is_file():
+        print(format_science(json.loads(science.read_text())))
     print(f"wrote {args.out}")
     return 0
+
+
+def frame_choice(args: argparse.Namespace, priors: Priors) -> tuple[int | None, float | None, str]:
+    """``(n_frames, frame_duration_s, reason)`` of ``--frames`` / ``--frame-duration`` / ``--per-timestamp``;
+    default: as many frames as the video prior was trained for (``blackhole.priors.prior_frames``) over the
+    observation's span."""
+    given = [name for name, v in (("--frames", args.frames), ("--frame-duration", args.frame_duration),
+                                  ("--per-timestamp", args.per_timestamp or None)) if v is not None]
+    if len(given) > 1:
+        raise DemoError(f"{' and '.join(given)}: give at most one way of splitting the observation into frames")
+    if args.frames is not None:
+        if args.frames < 1:
+            raise DemoError(f"--frames must be >= 1, got {args.frames}")
+        return args.frames, None, "--frames"
+    if args.frame_duration is not None:
+        if not args.frame_duration > 0:
+            raise DemoError(f"--frame-duration must be positive (seconds), got {args.frame_duration}")
+        return None, args.frame_duration, "--frame-duration"
+    if args.per_timestamp:
+        return None, None, "--per-timestamp"
+    n, source = prior_frames(priors.paths["video"])
+    return n, None, f"default: the prior's frame count, {source}"
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     from blackhole.uvfits import UvfitsError, load_closure_data
 
+    if not (args.systematic_error >= 0 and np.isfinite(args.systematic_error)):
+        raise DemoError(f"--systematic-error must be a finite fraction >= 0, got {args.systematic_error}")
     priors = load_bh_priors(args)
+    n_frames, duration, reason = frame_choice(args, priors)
     try:
-        data, report = load_closure_data(args.obs, frame_duration_s=args.frame_duration)
+        data, report = load_closure_data(args.obs, frame_duration_s=duration, n_frames=n_frames,
+                                         systematic_error=args.systematic_error)
     except UvfitsError as exc:
         raise DemoError(str(exc)) from exc
-    task = blackhole_task(data, args.npix, args.fov_uas, attrs={"observation": str(args.obs),
-                                                                "frames_without_closures":
-                                                                    list(report.frames_without_closures)})
+    limit = priors.video.config.max_frames
+    if report.n_frames > limit:
+        raise DemoError(f"uvfits file {args.obs}: {report.binning} is more than the {limit} frames the video prior "
+                        f"{priors.paths['video']} can attend over; use --frames N or --frame-duration S")
+    print(f"[blackhole] {args.obs}: {report.binning} ({reason}); stations {', '.join(report.stations)}; "
+          f"systematic error {args.systematic_error:g} x |V| added to the visibility sigmas", file=sys.stderr)
+    if report.frames_without_closures:
+        print(f"[blackhole] {len(report.frames_without_closures)} frame(s) without closure data (fewer than 3 "
+              f"stations or no data in the bin), constrained by the prior alone: {report.frames_without_closures}",
+              file=sys.stderr)
+    task = blackhole_task(data, args.npix, args.fov_uas, attrs={
+        "observation": str(args.obs), "frames_without_closures": list(report.frames_without_closures),
+        "binning": report.binning, "systematic_error": float(args.systematic_error)}, fits_samples=args.fits_samples)
     return run_reconstruction(args, priors, task, {"command": "stepvip blackhole reconstruct"})
 
 
@@ -182,10 +251,19 @@ def add_reconstruct_parser(sub) -> None:
     """``stepvip blackhole reconstruct --obs FILE.uvfits --out DIR [--prior DIR ...]``."""
     r = sub.add_parser("reconstruct", help="STeP posterior samples of a movie from a uvfits observation",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    r.add_argument("--obs", required=True, type=Path, help="uvfits observation (one frame per timestamp)")
+    r.add_argument("--obs", required=True, type=Path, help="uvfits observation (EHT-HOPS, CASA/rPICARD, ehtim)")
     r.add_argument("--npix", type=int, default=64, help="pixels per side (the prior's frame size)")
     r.add_argument("--fov-uas", type=float, default=DEFAULT_FOV_UAS, help="field of view (micro-arcseconds)")
+    r.add_argument("--frames", type=int, default=None,
+                   help="split the observation's span into this many equal frames (default: as many as the video "
+                        "prior was trained for, 64 for the shipped prior)")
     r.add_argument("--frame-duration", type=float, default=None,
-                   help="split the observation into frames of this many seconds (None: one frame per timestamp)")
+                   help="instead, split the observation into frames of this many seconds")
+    r.add_argument("--per-timestamp", action="store_true", help="instead, one frame per timestamp")
+    r.add_argument("--systematic-error", type=float, default=0.0,
+                   help="fractional systematic error f added to every visibility sigma before the closures are "
+                        "formed: sigma^2 -> sigma^2 + (f |V|)^2 (EHT imaging pipelines use a few per cent)")
+    r.add_argument("--fits-samples", action="store_true",
+                   help="also write every posterior sample as FITS frames (fits/<method>/sampleKK_NNNN.fits)")
     add_arguments(r, methods_default=("STeP",))
     r.set_defaults(func=run_cli(cmd_reconstruct, "stepvip blackhole reconstruct"))

@@ -19,7 +19,7 @@ from torch import nn
 
 from common.priors import PRIOR_FILES, load_prior_modules, packaged_prior_paths
 
-__all__ = ["PRIOR_FILES", "default_prior_paths", "load_default_priors"]
+__all__ = ["PRIOR_FILES", "default_prior_paths", "load_default_priors", "prior_frames"]
 
 
 def default_prior_paths() -> dict[str, Path]:
@@ -30,3 +30,23 @@ def default_prior_paths() -> dict[str, Path]:
 def load_default_priors(map_location: str = "cpu") -> dict[str, nn.Module]:
     """The shipped ``FrameVAE`` (``vae``) and ``VideoUNet`` s (``image``, ``video``), float32, eval mode."""
     return load_prior_modules(default_prior_paths(), map_location)
+
+
+def prior_frames(video_checkpoint: str | Path) -> tuple[int, str]:
+    """``(frames, where the number came from)``: the movie length a black-hole video prior was trained for, the
+    frame count ``stepvip blackhole reconstruct`` bins an observation into by default.
+
+    Read from the checkpoint's ``stepvip`` metadata key ``trained_frames`` when the training wrote one; otherwise
+    the length of the synthetic training movies every black-hole prior config trains on
+    (``blackhole.synthetic.MovieGeometry.frames``, 64 = the 102 s frames of the EHT 2017 Sgr A* track), the one
+    place that number is written down.
+    """
+    import json
+
+    from blackhole.synthetic import MovieGeometry
+    from common.checkpoints import METADATA_KEY, read_metadata
+
+    meta = json.loads(read_metadata(video_checkpoint).get(METADATA_KEY, "{}"))
+    if isinstance(meta.get("trained_frames"), int) and meta["trained_frames"] > 0:
+        return int(meta["trained_frames"]), f"trained_frames of {video_checkpoint}"
+    return MovieGeometry().frames, "the length of the synthetic training movies (MovieGeometry.frames)"

@@ -74,7 +74,12 @@ def test_demo_outputs_open_and_metrics_match_truth(demo_out: Path):
         assert hdul[0].data.shape == (64, 64)
     with fits.open(demo_out / "fits" / "IDM_BCS" / "mean_0000.fits") as hdul:
         assert hdul[0].header["BUNIT"] == "JY/PIXEL" and hdul[0].data.shape == (64, 64)
-    for name in ("frames.png", "differences.png", "mean_std_STeP.png", "STeP.gif", "IDM_BCS.gif", "obs.uvfits"):
+    science = json.loads((demo_out / "science.json").read_text())  # ring features shown against the truth's
+    assert set(science["methods"]) == {"STeP", "IDM+BCS", "IDM"}
+    assert np.isfinite(science["truth"]["diameter"]).all() and len(science["truth"]["diameter"]) == 64
+    assert 40.0 < np.median(science["truth"]["diameter"]) < 65.0  # the synthetic movies' rings (~52 uas)
+    for name in ("frames.png", "differences.png", "mean_std_STeP.png", "STeP.gif", "IDM_BCS.gif", "obs.uvfits",
+                 "science.png", "science.nc"):
         assert (demo_out / name).stat().st_size > 0
     assert not [p for p in demo_out.rglob(".*")]  # no temporary files left
 
