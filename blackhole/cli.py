@@ -14,17 +14,45 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from common.io import atomic_path
+from common.io import (
+    OutputPathError,
+    atomic_path,
+    free_bytes,
+    output_file_writable,
+    output_folder_writable,
+    terminate_as_exit,
+)
 
 
 class CliError(ValueError):
     """A user error reported as one line on stderr with exit code 2."""
+
+
+def _finite(name: str, value: float, low: float = 0.0, strict: bool = True) -> float:
+    """``value`` if it is finite and > ``low`` (``strict``) or >= ``low``; else ``CliError`` naming option ``name``."""
+    ok = math.isfinite(value) and (value > low if strict else value >= low)
+    if not ok:
+        raise CliError(f"{name} must be a finite number {'>' if strict else '>='} {low:g}, got {value}")
+    return value
+
+
+def _at_least(name: str, value: int, low: int) -> int:
+    """``value`` if it is >= ``low``; else ``CliError`` naming option ``name``."""
+    if value < low:
+        raise CliError(f"{name} must be >= {low}, got {value}")
+    return value
+
+
+def _dark_frames(movie: np.ndarray) -> list[int]:
+    """Frames of ``movie`` [T, H, W] whose total flux is not positive (no closure quantity is defined there)."""
+    return [int(k) for k in np.flatnonzero(movie.reshape(movie.shape[0], -1).sum(-1) <= 0)]
 
 
 def _load_npy_movie(path: str) -> np.ndarray:
@@ -55,12 +83,22 @@ def _psize(fov_uas: float, width: int) -> float:
 def cmd_chisq(args: argparse.Namespace) -> int:
     import torch
 
-    from blackhole.likelihood import ClosureLikelihood, evaluate_chisq
+    from blackhole.likelihood import ClosureLikelihood, computable_chisq, evaluate_chisq
     from blackhole.uvfits import load_closure_data
 
-    movie = _load_npy_movie(args.movie)
+    _finite("--fov-uas", args.fov_uas)
+    _finite("--systematic-error", args.systematic_error, strict=False)
     if args.frames is not None and args.frame_duration is not None:
         raise CliError("--frames and --frame-duration: give at most one")
+    if args.frames is not None:
+        _at_least("--frames", args.frames, 1)
+    if args.frame_duration is not None:
+        _finite("--frame-duration", args.frame_duration)
+    movie = _load_npy_movie(args.movie)
+    dark = _dark_frames(movie)
+    if dark:
+        raise CliError(f"movie {args.movie}: {len(dark)} frame(s) have total flux <= 0 (e.g. frame {dark[0]}); "
+                       "closure phases and amplitudes of a dark frame are undefined")
     data, report = load_closure_data(args.obs, frame_duration_s=args.frame_duration, n_frames=args.frames,
                                      systematic_error=args.systematic_error)
     if movie.shape[0] != report.n_frames:
@@ -69,12 +107,22 @@ def cmd_chisq(args: argparse.Namespace) -> int:
     t, h, w = movie.shape
     lik = ClosureLikelihood(data, h, w, _psize(args.fov_uas, w))
     res = evaluate_chisq(lik, torch.as_tensor(movie)[None, :, None], align=args.align_flux)
-    out = {"cphase": float(res["cphase"][0]), "logcamp": float(res["logcamp"][0]),
-           "cphase_tilde": float(res["cphase_tilde"][0]), "logcamp_tilde": float(res["logcamp_tilde"][0]),
+    missing = computable_chisq({"cphase": len(data.cphase), "logcamp": len(data.logcamp)})
+    values: dict[str, float | None] = {}
+    for name in ("cphase", "logcamp"):
+        for key in (name, f"{name}_tilde"):
+            values[key] = None if name in missing else float(res[key][0])
+    bad = [k for k, v in values.items() if v is not None and not math.isfinite(v)]
+    if bad:
+        raise CliError(f"movie {args.movie} against {args.obs}: chi-square {', '.join(bad)} is not finite "
+                       f"({', '.join(f'{k}={values[k]}' for k in bad)}); nothing reported")
+    for name, why in missing.items():
+        print(f"stepvip blackhole chisq: note: {name} chi-square {why}; reported as null", file=sys.stderr)
+    out = {**values, "not_computable": missing,
            "n_cphase": int(len(data.cphase)), "n_logcamp": int(len(data.logcamp)), "n_frames": int(t),
            "frames_without_closures": report.frames_without_closures,
            "sparse_times_hr": list(report.sparse_times), "flux_aligned": bool(args.align_flux)}
-    print(json.dumps(out))
+    print(json.dumps(out, allow_nan=False))
     return 0
 
 
@@ -83,6 +131,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from blackhole.simulate import Corruption, simulate_observation
     from blackhole.uvfits import write_uvfits
 
+    _finite("--fov-uas", args.fov_uas)
+    _at_least("--seed", args.seed, 0)
+    output_file_writable(args.out)
     movie = _load_npy_movie(args.movie)
     obs0 = make_observation()
     n_t = len(np.unique(obs0.data["time"]))
@@ -104,10 +155,22 @@ def cmd_make_movies(args: argparse.Namespace) -> int:
     from blackhole.synthetic import MovieGeometry, generate_movies
 
     out = Path(args.out)
+    _at_least("--n", args.n, 1)
+    _at_least("--frames", args.frames, 1)
+    _at_least("--npix", args.npix, 4)
+    _finite("--fov-uas", args.fov_uas)
+    _finite("--frame-dt", args.frame_dt)
+    _finite("--texture", args.texture, strict=False)
+    _at_least("--seed", args.seed, 0)
+    output_folder_writable(out)
+    need = movies_bytes(args.n, args.frames, args.npix)
+    free = free_bytes(out)
+    if need > DISK_FRACTION * free:
+        raise CliError(f"--n {args.n} x --frames {args.frames} x --npix {args.npix}^2 float32 needs "
+                       f"{_gib(need)} for {out / 'videos.npy'}, but only {_gib(free)} is free there (at most "
+                       f"{DISK_FRACTION:.0%} of it is used); lower --n, --frames or --npix")
     out.mkdir(parents=True, exist_ok=True)
     geom = MovieGeometry(frames=args.frames, npix=args.npix, fov_uas=args.fov_uas, frame_dt_s=args.frame_dt)
-    if args.n < 1:
-        raise CliError(f"--n must be at least 1, got {args.n}")
     meta: list[dict] = []
     t0 = time.perf_counter()
 
@@ -121,7 +184,8 @@ def cmd_make_movies(args: argparse.Namespace) -> int:
         arr.flush()
         del arr
 
-    _atomic_save(out / "videos.npy", save_npy)
+    with terminate_as_exit():  # SIGTERM -> SystemExit: atomic_path removes its temporary file
+        _atomic_save(out / "videos.npy", save_npy)
     dt = time.perf_counter() - t0
 
     def save_json(tmp: str) -> None:
@@ -137,13 +201,59 @@ def cmd_make_movies(args: argparse.Namespace) -> int:
     return 0
 
 
+def movies_bytes(n: int, frames: int, npix: int) -> int:
+    """Bytes of ``videos.npy`` float32 [n, frames, 1, npix, npix] (data plus a 128-byte .npy header)."""
+    return 4 * int(n) * int(frames) * int(npix) ** 2 + 128
+
+
+DISK_FRACTION = 0.9  # make-movies refuses to fill more than this fraction of the free disk space
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.3g} GiB"
+
+
+def _parse_frames(text: str | None, n_frames: int) -> list[int] | None:
+    """``--frames 0,3,7`` -> [0, 3, 7], each checked to be a frame index in [0, n_frames)."""
+    if not text:
+        return None
+    try:
+        frames = [int(f) for f in text.split(",")]
+    except ValueError as exc:
+        raise CliError(f"--frames: expected comma-separated frame indices like 0,1,5, got {text!r}") from exc
+    outside = [f for f in frames if not 0 <= f < n_frames]
+    if outside:
+        raise CliError(f"--frames: indices {outside} are outside the observation's {n_frames} frames "
+                       f"(0..{n_frames - 1})")
+    return frames
+
+
 def cmd_rml(args: argparse.Namespace) -> int:
     from blackhole.baselines import RMLConfig, rml_movie
-    from blackhole.uvfits import read_uvfits
+    from blackhole.uvfits import load_closure_data, read_uvfits
 
+    _at_least("--npix", args.npix, 4)
+    _finite("--fov-uas", args.fov_uas)
+    _at_least("--maxit", args.maxit, 1)
+    output_file_writable(args.out)
+    data, report = load_closure_data(args.obs)  # UvfitsError if no timestamp has 3 stations
+    frames = _parse_frames(args.frames, report.n_frames)
+    has_cp, has_lca = set(data.closures.cp_frame.tolist()), set(data.closures.lca_frame.tolist())
+    lacking = [f for f in (frames if frames is not None else range(report.n_frames))
+               if f not in has_cp or f not in has_lca]
+    if lacking:
+        raise CliError(f"uvfits file {args.obs}: RML fits closure phases and log closure amplitudes, but frame(s) "
+                       f"{lacking[:8]}{' ...' if len(lacking) > 8 else ''} lack one of them (fewer than 3 or 4 "
+                       "stations observe together); pick frames with --frames")
+    flux = data.flux
+    no_flux = [f for f in (frames if frames is not None else range(report.n_frames)) if not np.isfinite(flux[f])]
+    if no_flux:
+        raise CliError(f"uvfits file {args.obs}: frame(s) {no_flux[:8]} have no ALMA-APEX flux estimate, which RML "
+                       "needs for its total-flux constraint; pick frames with --frames")
     obs = read_uvfits(args.obs)
-    frames = [int(f) for f in args.frames.split(",")] if args.frames else None
     movie = rml_movie(obs, args.npix, args.fov_uas, RMLConfig(maxit=args.maxit), frames=frames)
+    if not np.isfinite(movie).all():
+        raise CliError(f"RML of {args.obs} gave {int((~np.isfinite(movie)).sum())} non-finite pixels; nothing written")
     out = Path(args.out)
 
     def save(tmp: str) -> None:
@@ -161,14 +271,19 @@ def _run(func):
 
         try:
             return func(args)
-        except (CliError, UvfitsError) as exc:
-            print(f"stepvip blackhole: error: {exc}", file=sys.stderr)
+        except (CliError, UvfitsError, OutputPathError) as exc:
+            print(f"stepvip blackhole {args.bh_command}: error: {exc}", file=sys.stderr)
             return 2
     return wrapped
 
 
 def register(subparsers) -> None:
     """Add the ``blackhole`` command group to the ``stepvip`` parser."""
+    from blackhole.uvfits import UvfitsError
+    from blackhole.uvfits_layout import LayoutError
+    from common.cli import register_user_errors
+
+    register_user_errors(CliError, UvfitsError, LayoutError)
     fmt = argparse.ArgumentDefaultsHelpFormatter
     p = subparsers.add_parser("blackhole", help="EHT black hole movies: simulate data, make movies, chi-squares",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

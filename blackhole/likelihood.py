@@ -34,16 +34,40 @@ REFERENCE_FLUX_BETA = 0.26
 REFERENCE_FLUX_SIGMA = 2.0
 
 
+def _undefined(model: torch.Tensor) -> torch.Tensor:
+    """The chi-square of an empty data set: NaN of the batch shape (there is nothing to average)."""
+    return torch.full(model.shape[:-1], float("nan"), dtype=model.dtype, device=model.device)
+
+
 def chisq_cphase(model: torch.Tensor, data: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """ehtim closure-phase chi-square over the last axis: (2/N) sum (1 - cos(data - model)) / sigma^2 (radians)."""
+    """ehtim closure-phase chi-square over the last axis: (2/N) sum (1 - cos(data - model)) / sigma^2 (radians).
+    Undefined (NaN) when N = 0 (fewer than 3 stations at every timestamp): callers report it as not computable
+    (:func:`computable_chisq`); the data loss uses the sum, which is 0 then."""
     n = model.shape[-1]
+    if n == 0:
+        return _undefined(model)
     return (2.0 / n) * ((1.0 - torch.cos(data - model)) / sigma**2).sum(-1)
 
 
 def chisq_logcamp(model: torch.Tensor, data: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """ehtim log-closure-amplitude chi-square over the last axis: (1/N) sum ((data - model) / sigma)^2."""
+    """ehtim log-closure-amplitude chi-square over the last axis: (1/N) sum ((data - model) / sigma)^2.
+    Undefined (NaN) when N = 0 (fewer than 4 stations at every timestamp), as for :func:`chisq_cphase`."""
     n = model.shape[-1]
+    if n == 0:
+        return _undefined(model)
     return (((data - model) / sigma) ** 2).sum(-1) / n
+
+
+MIN_STATIONS = {"cphase": 3, "logcamp": 4}  # stations one closure quantity needs at a timestamp
+
+
+def computable_chisq(n_data: dict[str, int]) -> dict[str, str]:
+    """For each chi-square name in ``n_data`` (number of closure quantities) that cannot be computed, the reason in
+    words (no closure phases: fewer than 3 stations at every timestamp; no log closure amplitudes: fewer than 4).
+    An empty dict means every chi-square is defined."""
+    words = {"cphase": "closure phases", "logcamp": "log closure amplitudes"}
+    return {k: f"not computable: no {words.get(k, k)} (fewer than {MIN_STATIONS.get(k, 3)} stations observe "
+               "together at every timestamp)" for k, n in n_data.items() if n == 0}
 
 
 def align_flux(x: torch.Tensor, flux: torch.Tensor) -> torch.Tensor:
@@ -138,7 +162,11 @@ class ClosureLikelihood(nn.Module):
         """L(x) of paper Eq. 16, shape [B]."""
         out = self.forward_model(x)
         chi = self.chisq(x, out, with_vis=self.w_vis > 0 or self.w_amp > 0)
-        loss = self.w_cp * self.cphase.numel() * chi["cphase"] + self.w_lca * self.logcamp.numel() * chi["logcamp"]
+        loss = torch.zeros(x.shape[0], dtype=out.cphase.dtype, device=out.cphase.device)
+        if self.cphase.numel():  # an empty closure set adds nothing (its chi-square is undefined, not 0)
+            loss = loss + self.w_cp * self.cphase.numel() * chi["cphase"]
+        if self.logcamp.numel():
+            loss = loss + self.w_lca * self.logcamp.numel() * chi["logcamp"]
         if "vis" in chi:
             loss = loss + self.n_vis * (self.w_vis * chi["vis"] + self.w_amp * chi["amp"])
         if self.flux_beta > 0:
@@ -172,5 +200,5 @@ def dense_matrix_bytes(n_rows: int, height: int, width: int, itemsize: int = 16)
     return int(n_rows) * int(height) * int(width) * int(itemsize)
 
 
-__all__ = ["ClosureLikelihood", "align_flux", "chisq_cphase", "chisq_logcamp", "evaluate_chisq",
+__all__ = ["ClosureLikelihood", "align_flux", "chisq_cphase", "chisq_logcamp", "computable_chisq", "evaluate_chisq",
            "dense_matrix_bytes", "REFERENCE_TAU"]

@@ -219,11 +219,43 @@ def frame_choice(args: argparse.Namespace, priors: Priors) -> tuple[int | None, 
     return n, None, f"default: the prior's frame count, {source}"
 
 
+def check_reconstruct_args(args: argparse.Namespace) -> None:
+    """Every numeric option of ``reconstruct`` in range and ``--out`` writable, before any work (``DemoError``)."""
+    from common.io import OutputPathError, output_folder_writable
+
+    def finite(name: str, value: float | None, positive: bool) -> None:
+        if value is not None and not (np.isfinite(value) and (value > 0 if positive else value >= 0)):
+            raise DemoError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value}")
+
+    finite("--fov-uas", args.fov_uas, True)
+    finite("--systematic-error", args.systematic_error, False)
+    finite("--temperature", getattr(args, "temperature", None), True)
+    finite("--radius-floor", getattr(args, "radius_floor", None), False)
+    for name, value, low in (("--npix", args.npix, 4), ("--samples", args.samples, 1), ("--modes", args.modes, 1),
+                             ("--seed", args.seed, 0)):
+        if value is not None and value < low:
+            raise DemoError(f"{name} must be >= {low}, got {value}")
+    try:
+        output_folder_writable(args.out)
+    except OutputPathError as exc:
+        raise DemoError(str(exc)) from exc
+
+
+def check_closures(data: ClosureData, obs: Path) -> None:
+    """Refuse an observation whose closure phases or log closure amplitudes are all missing: its chi-square of
+    that kind cannot be computed (reported as such, not as NaN) and the reconstruction would not be judged."""
+    from blackhole.likelihood import computable_chisq
+
+    missing = computable_chisq({"cphase": len(data.cphase), "logcamp": len(data.logcamp)})
+    if missing:
+        raise DemoError(f"uvfits file {obs}: " + "; ".join(f"{k} chi-square {why}" for k, why in missing.items())
+                        + f"; reconstruct needs both (stations: {', '.join(data.table.stations)})")
+
+
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     from blackhole.uvfits import UvfitsError, load_closure_data
 
-    if not (args.systematic_error >= 0 and np.isfinite(args.systematic_error)):
-        raise DemoError(f"--systematic-error must be a finite fraction >= 0, got {args.systematic_error}")
+    check_reconstruct_args(args)
     priors = load_bh_priors(args)
     n_frames, duration, reason = frame_choice(args, priors)
     try:
@@ -231,6 +263,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
                                          systematic_error=args.systematic_error)
     except UvfitsError as exc:
         raise DemoError(str(exc)) from exc
+    check_closures(data, args.obs)
     limit = priors.video.config.max_frames
     if report.n_frames > limit:
         raise DemoError(f"uvfits file {args.obs}: {report.binning} is more than the {limit} frames the video prior "
