@@ -18,6 +18,8 @@ zero-filled RSS which is real). Regularisation weights are *relative*, so they d
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from cardiac_mri.coils import rss
@@ -31,6 +33,16 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def _bcast(s: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return s.reshape(-1, *([1] * (like.ndim - 1)))
+
+
+def check_settings(method: str, iters: int, **weights: float) -> None:
+    """``ValueError`` naming ``method`` unless ``iters`` >= 1 and every weight is a finite number >= 0 (0 iterations
+    return the starting point, all zeros; a negative or NaN weight makes the solvers diverge to NaN)."""
+    if int(iters) < 1:
+        raise ValueError(f"{method}: iters must be >= 1, got {iters}")
+    for name, w in weights.items():
+        if not (math.isfinite(w) and w >= 0):
+            raise ValueError(f"{method}: {name} must be a finite number >= 0, got {w}")
 
 
 def zero_filled_rss(y: torch.Tensor) -> torch.Tensor:
@@ -61,6 +73,7 @@ def sense_cg(
 
     Stops early when every sample's residual norm falls below ``tol`` times its initial norm.
     """
+    check_settings("sense_cg", iters, lam=lam)
     b = op.adjoint(y)
     x = torch.zeros_like(b) if x0 is None else x0.to(b.dtype).clone()
     r = b - (op.normal(x) + lam * x)
@@ -97,6 +110,7 @@ def _project_l_inf(q: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
 
 def tv_sense(op: SenseOperator, y: torch.Tensor, lam_rel: float = 0.003, iters: int = 150) -> torch.Tensor:
     """Temporal-TV SENSE by PDHG; ``[B, T, H, W]`` complex. ``lam = lam_rel * max|A^H y|`` per sample."""
+    check_settings("tv_sense", iters, lam_rel=lam_rel)
     aty = op.adjoint(y)
     lam = _bcast(lam_rel * aty.abs().flatten(1).amax(dim=1), aty)
     norm_sq = operator_norm_sq(op, tuple(aty.shape)) + 4.0  # ||D_t||^2 <= 4
@@ -125,6 +139,7 @@ def low_rank_plus_sparse(
     op: SenseOperator, y: torch.Tensor, lam_l: float = 0.003, lam_s: float = 0.02, iters: int = 50,
 ) -> torch.Tensor:
     """L+S reconstruction (Otazo et al. 2015, Eq. 7 solved as in their Algorithm 1); returns ``L + S``."""
+    check_settings("low_rank_plus_sparse", iters, lam_l=lam_l, lam_s=lam_s)
     aty = op.adjoint(y)
     bsz, frames, h, w = aty.shape
     step = 1.0 / max(operator_norm_sq(op, tuple(aty.shape)), 1e-12)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -23,18 +24,67 @@ from cardiac_mri import baselines
 from cardiac_mri.coils import espirit_maps, read_maps
 from cardiac_mri.data import CineFile, find_kspace_key, parse_cine_path, read_kspace, read_mask
 from cardiac_mri.fullres import DEFAULT_ITERS, DEFAULT_LAMBDA
-from cardiac_mri.masks import acs_rows, cmrxrecon_mask, effective_acceleration, sampled_lines
+from cardiac_mri.masks import (
+    CMRXRECON_ACCELERATIONS,
+    CMRXRECON_ACS,
+    acs_rows,
+    cmrxrecon_mask,
+    effective_acceleration,
+    sampled_lines,
+)
 from cardiac_mri.matio import MatFileError
 from cardiac_mri.sense import SenseOperator
 from common.demo import DemoError, add_sampling_arguments
+from common.io import OutputPathError, output_folder_writable
 
 CLASSICAL = ("zf", "sense", "tv", "lps")
 DIFFUSION = {"step": "STeP", "idm-bcs": "IDM+BCS", "idm": "IDM"}  # CLI name -> method of common.demo
 METHODS = CLASSICAL + tuple(DIFFUSION)
+# The k-space norm must stay where float32 sums of squares neither overflow (3.4e38) nor vanish, with room for the
+# solvers' inner products: outside this range the classical methods return Inf or all zeros.
+KSPACE_NORM_RANGE = (1e-15, 1e15)
+
+
+class UsageError(ValueError):
+    """A bad option value or input of an ``mri`` command: one line on stderr, exit code 2."""
+
+
+def _finite(name: str, value: float | None, positive: bool = False) -> None:
+    """Raise ``UsageError`` unless option ``name`` is None or a finite number > 0 (``positive``) or >= 0."""
+    if value is not None and not (math.isfinite(value) and (value > 0 if positive else value >= 0)):
+        raise UsageError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value}")
+
+
+def _at_least(name: str, value: int | None, low: int) -> None:
+    """Raise ``UsageError`` unless option ``name`` is None or >= ``low``."""
+    if value is not None and value < low:
+        raise UsageError(f"{name} must be >= {low}, got {value}")
+
+
+def _writable(path: Path) -> None:
+    try:
+        output_folder_writable(path)
+    except OutputPathError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def check_kspace_scale(kspace: np.ndarray, source: object) -> None:
+    """Refuse k-space whose norm lies outside :data:`KSPACE_NORM_RANGE` (all zeros, or so large or small that
+    float32 solvers overflow or underflow), naming ``source`` and the norm found."""
+    norm = float(np.linalg.norm(np.asarray(kspace).reshape(-1).astype(np.complex128)))
+    lo, hi = KSPACE_NORM_RANGE
+    if norm == 0:
+        raise UsageError(f"{source}: the k-space is all zeros; there is nothing to reconstruct")
+    if not lo <= norm <= hi:
+        raise UsageError(f"{source}: the k-space norm is {norm:.3g}, outside the range float32 solvers handle "
+                         f"({lo:g} .. {hi:g}); rescale the data")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``mri`` command group to the ``stepvip`` parser."""
+    from common.cli import register_user_errors
+
+    register_user_errors(MatFileError, UsageError)
     fmt = argparse.ArgumentDefaultsHelpFormatter
     p = subparsers.add_parser("mri", help="cardiac cine MRI: reconstruct, evaluate, synthetic data",
                               description=__doc__, formatter_class=fmt)
@@ -115,10 +165,29 @@ def _resolve_mask(args: argparse.Namespace, case: CineFile | None, full: bool, k
 def _reconstruct(args: argparse.Namespace) -> int:
     """``stepvip mri reconstruct``: one line on stderr and exit code 2 for any problem found in the input."""
     try:
+        _check_reconstruct_options(args)
         return _reconstruct_checked(args)
-    except (DemoError, MatFileError, FileNotFoundError) as exc:
+    except (DemoError, MatFileError, FileNotFoundError, UsageError) as exc:
         print(f"stepvip mri reconstruct: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _check_reconstruct_options(args: argparse.Namespace) -> None:
+    """Every numeric option in range and ``--out`` writable, before any file is read."""
+    _at_least("--acc", args.acc, 1)
+    _at_least("--calib", args.calib, 1)
+    _at_least("--iters", args.iters, 1)
+    _finite("--lam", args.lam)
+    _finite("--lam-l", args.lam_l)
+    _finite("--lam-s", args.lam_s)
+    _finite("--dc-lambda", args.dc_lambda)
+    _at_least("--dc-iters", args.dc_iters, 1)
+    _at_least("--samples", args.samples, 1)
+    _at_least("--modes", args.modes, 1)
+    _at_least("--seed", args.seed, 0)
+    _finite("--temperature", args.temperature, positive=True)
+    _finite("--radius-floor", args.radius_floor)
+    _writable(args.out)
 
 
 def _fail(message: str) -> int:
@@ -148,6 +217,9 @@ def _reconstruct_checked(args: argparse.Namespace) -> int:
         acc = file_acc
     if full and acc is None:
         return _fail(f"{args.input} is fully sampled; give --acc (4, 8 or 10)")
+    if full and args.mask is None and acc not in CMRXRECON_ACCELERATIONS:
+        return _fail(f"--acc {acc}: the CMRxRecon mask rule for fully sampled {args.input} has R in "
+                     f"{CMRXRECON_ACCELERATIONS}; give one of them or --mask")
     mask, mask_source = _resolve_mask(args, case, full, kspace, acc)
     if mask.shape != kspace.shape[-2:]:
         return _fail(f"mask {mask.shape} ({mask_source}) does not match the k-space (ky, kx) {kspace.shape[-2:]} of "
@@ -157,6 +229,7 @@ def _reconstruct_checked(args: argparse.Namespace) -> int:
     mask_t = torch.from_numpy(mask)
     if not np.all(np.isfinite(kspace.view(np.float32))):
         return _fail(f"{args.input}: the k-space has non-finite values")
+    check_kspace_scale(kspace, args.input)
     n_acs = int(sampled_lines(mask_t)[acs_rows(mask.shape[0], args.calib)].sum())
     if n_coils > 1 and args.maps is None and n_acs < args.calib:
         return _fail(f"{args.input}: only {n_acs} of the central {args.calib} lines are sampled; lower --calib to "
@@ -182,6 +255,9 @@ def _reconstruct_checked(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - start
     if not bool(torch.isfinite(torch.view_as_real(recon) if recon.is_complex() else recon).all()):
         return _fail(f"{args.method} gave non-finite values for {args.input}; nothing written")
+    if not bool(recon.abs().amax() > 0):
+        return _fail(f"{args.method} gave an all-zero reconstruction of {args.input} (non-zero k-space); "
+                     "nothing written")
     out = write_submission(out_dir / name, ranking_subset(recon), fmt=args.format)
     if args.save_full:
         full_path = out_dir / name.replace(".mat", "_recon.mat")
@@ -220,18 +296,38 @@ def _evaluate(args: argparse.Namespace) -> int:
     v73 = [c.path for c in find_cine_files(args.pred) if is_mat73(c.path)]
     if v73:
         print(f"stepvip mri evaluate: warning: {len(v73)} {V73_WARNING} (e.g. {v73[0]})", file=sys.stderr)
+    bad = [f"{s.case.path} ({name} = {value})" for s in scores
+           for name, value in (("psnr", s.psnr), ("ssim", s.ssim), ("nmse", s.nmse)) if not math.isfinite(value)]
+    if bad:
+        print(f"stepvip mri evaluate: error: metrics are not finite for {len(bad)} value(s), e.g. {bad[0]}; "
+              "check the submission and the ground truth", file=sys.stderr)
+        return 2
     rows = summarize(scores)
     if args.json:
         files = [{"path": str(s.case.path), "psnr": s.psnr, "ssim": s.ssim, "nmse": s.nmse} for s in scores]
-        print(json.dumps({"summary": rows, "files": files}, indent=1))
+        print(json.dumps({"summary": rows, "files": files}, indent=1, allow_nan=False))
     else:
         print(format_table(rows))
     return 0
 
 
 def _make_synthetic(args: argparse.Namespace) -> int:
+    from cardiac_mri.evaluation import RANKING_FRAMES
     from cardiac_mri.synthetic import write_synthetic_dataset
 
+    try:
+        _at_least("--patients", args.patients, 1)
+        _at_least("--ny", args.ny, CMRXRECON_ACS)
+        _at_least("--nx", args.nx, 2)
+        _at_least("--coils", args.coils, 1)
+        _at_least("--frames", args.frames, RANKING_FRAMES)
+        _at_least("--slices", args.slices, 1)
+        _finite("--noise", args.noise)
+        _at_least("--seed", args.seed, 0)
+        _writable(args.out)
+    except UsageError as exc:
+        print(f"stepvip mri make-synthetic: error: {exc}", file=sys.stderr)
+        return 2
     paths = write_synthetic_dataset(
         args.out, args.patients, ny=args.ny, nx=args.nx, coils=args.coils, frames=args.frames, slices=args.slices,
         split=args.split, noise=args.noise, seed=args.seed,
@@ -244,6 +340,15 @@ def _export_training(args: argparse.Namespace) -> int:
     from cardiac_mri.images import CineVideoDataset, write_training_array
     from cardiac_mri.synthetic import SyntheticVideoDataset
 
+    try:
+        _at_least("--synthetic", args.synthetic, 1)
+        _at_least("--size", args.size, 4)
+        _at_least("--frames", args.frames, 1)
+        _at_least("--seed", args.seed, 0)
+        _writable(args.out)
+    except UsageError as exc:
+        print(f"stepvip mri export-training: error: {exc}", file=sys.stderr)
+        return 2
     if args.synthetic is not None:
         data = SyntheticVideoDataset(args.synthetic, size=args.size, frames=args.frames, seed=args.seed)
         meta = {"source": "synthetic", "seed": args.seed}

@@ -20,9 +20,23 @@ from pathlib import Path
 import torch
 
 from common import checkpoints
+from common.io import OutputPathError, output_folder_writable
 from common.nets.unet import VideoUNet
 from common.nets.vae import FrameVAE
 from common.training.config import STAGES, dump_prior_config, load_prior_config
+
+
+class TrainingUsageError(ValueError):
+    """A bad option, config, data file or checkpoint found while setting a stage up: one line, exit code 2."""
+
+
+def _fail(prog: str, message: str) -> int:
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _finite(value: float) -> bool:
+    return value == value and abs(value) != float("inf")
 
 
 def register_train(subparsers: argparse._SubParsersAction) -> None:
@@ -46,12 +60,15 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from common.training.loop import train_stage
-
-    if args.max_minutes is not None and not args.max_minutes > 0:
-        print(f"stepvip train: --max-minutes must be > 0, got {args.max_minutes}", file=sys.stderr)
-        return 2
-    cfg = load_prior_config(args.config)
+    prog = f"stepvip train {args.stage}"
+    if args.max_minutes is not None and not (args.max_minutes > 0 and _finite(args.max_minutes)):
+        return _fail(prog, f"--max-minutes must be a finite number > 0, got {args.max_minutes}")
+    if args.steps is not None and args.steps < 1:
+        return _fail(prog, f"--steps must be >= 1, got {args.steps}")
+    try:
+        cfg = load_prior_config(args.config)
+    except ValueError as exc:
+        return _fail(prog, f"--config {args.config}: {exc}")
     data = dataclasses.replace(cfg.data, **{k: v for k, v in (("videos", args.videos), ("frames", args.frames))
                                              if v is not None})
     cfg = dataclasses.replace(cfg, data=data)
@@ -59,6 +76,10 @@ def _run_train(args: argparse.Namespace) -> int:
         stage_cfg = dataclasses.replace(cfg.stage(args.stage), steps=args.steps)
         cfg = dataclasses.replace(cfg, **{f"train_{args.stage}": stage_cfg})
     root = args.out if args.out is not None else Path("runs") / args.config.stem
+    try:
+        output_folder_writable(root / args.stage)
+    except OutputPathError as exc:
+        return _fail(prog, str(exc))
     vae = args.vae if args.vae is not None else root / "vae" / "ema.safetensors"
     init = args.init if args.init is not None else root / "image" / "ema.safetensors"
     import torch.distributed as dist
@@ -67,13 +88,40 @@ def _run_train(args: argparse.Namespace) -> int:
         if int(os.environ.get("RANK", "0")) == 0:
             print(f"# stepvip train {args.stage}: resolved config ({args.config})\n{dump_prior_config(cfg)}", end="")
             print(f"# output: {root / args.stage}", flush=True)
-        train_stage(args.stage, cfg, root / args.stage, resume=args.resume, vae_path=vae if cfg.vae else None,
-                    init_path=init, progress=not args.no_progress,
-                    max_seconds=None if args.max_minutes is None else 60.0 * args.max_minutes)
+        _train_reporting_setup_errors(args, cfg, root, vae, init)
+    except TrainingUsageError as exc:
+        return _fail(prog, str(exc))
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
     return 0
+
+
+def _train_reporting_setup_errors(args: argparse.Namespace, cfg, root: Path, vae: Path, init: Path) -> None:
+    """Run the stage; an error of the set-up (config, data, checkpoints, resume state: raised before the first step
+    finished) becomes ``TrainingUsageError``. Errors after training started keep their traceback (a bug or a
+    diverging run), except a non-finite loss, reported in one line too."""
+    from common.training.loop import train_stage
+
+    started = []
+
+    def mark(step: int, loss: float) -> None:
+        if not started:
+            started.append(step)
+
+    setup_errors = (ValueError, KeyError, FileNotFoundError, FileExistsError, OSError)
+    try:
+        train_stage(args.stage, cfg, root / args.stage, resume=args.resume, vae_path=vae if cfg.vae else None,
+                    init_path=init, progress=not args.no_progress, callback=mark,
+                    max_seconds=None if args.max_minutes is None else 60.0 * args.max_minutes)
+    except FloatingPointError as exc:
+        raise TrainingUsageError(f"{exc} (lower the learning rate or check the data); the last checkpoint is kept"
+                                 ) from exc
+    except setup_errors as exc:
+        if started:
+            raise
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        raise TrainingUsageError(str(msg)) from exc
 
 
 def register_sample_prior(subparsers: argparse._SubParsersAction) -> None:
@@ -97,10 +145,21 @@ def register_sample_prior(subparsers: argparse._SubParsersAction) -> None:
 def _run_sample_prior(args: argparse.Namespace) -> int:
     from common.training.sample import pf_ode_sample, write_samples
 
+    prog = "stepvip sample-prior"
     for name in ("num", "frames", "steps", "batch"):
         if getattr(args, name) < 1:
-            print(f"stepvip sample-prior: --{name} must be >= 1, got {getattr(args, name)}", file=sys.stderr)
-            return 2
+            return _fail(prog, f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.size is not None and args.size < 1:
+        return _fail(prog, f"--size must be >= 1, got {args.size}")
+    if args.seed < 0:
+        return _fail(prog, f"--seed must be >= 0, got {args.seed}")
+    if not (_finite(args.sigma_max) and _finite(args.sigma_min) and args.sigma_max > args.sigma_min > 0):
+        return _fail(prog, f"--sigma-max and --sigma-min must be finite with sigma-max > sigma-min > 0, got "
+                     f"{args.sigma_max} and {args.sigma_min}")
+    try:
+        output_folder_writable(args.out)
+    except OutputPathError as exc:
+        return _fail(prog, str(exc))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     unet = checkpoints.load(args.checkpoint, map_location=device, expect=VideoUNet)
     vae = checkpoints.load(args.vae, map_location=device, expect=FrameVAE) if args.vae else None
@@ -122,6 +181,9 @@ def _run_sample_prior(args: argparse.Namespace) -> int:
                               sigma_max=args.sigma_max, sigma_min=args.sigma_min, generator=g, device=device)
             out.append((vae.decode(z) if vae is not None else z).float().cpu())
     videos = torch.cat(out).numpy()
+    n_bad = int((~torch.isfinite(torch.from_numpy(videos))).sum())
+    if n_bad:
+        return _fail(prog, f"{args.checkpoint}: the samples have {n_bad} non-finite values; nothing written")
     attrs = {"space": "image" if vae is not None else "network input (latent, or pixels for a pixel-space prior)",
              "checkpoint": str(args.checkpoint), "vae": str(args.vae or ""), "seed": args.seed, "steps": args.steps,
              "sigma_max": args.sigma_max, "sigma_min": args.sigma_min, "image_mode": int(args.image_mode),

@@ -2,8 +2,8 @@
 
 The prior is in pixel space (no VAE, so no representation ceiling: PROVENANCE.md). The check that the networks
 learned something, and that the video prior uses time, uses held-out cines (SyntheticVideoDataset seed 1;
-training used seed 0): both UNets must remove most of the noise, and the video mode must denoise the movie clearly better than
-the image mode (the issue's bar: <= 0.7 x at sigma 1 and 2; the full measurement is `stepvip prior-report`).
+training used seed 0): both UNets must remove most of the noise, and the video mode must denoise the movie clearly
+better than the image mode (the issue's bar: <= 0.7 x at sigma 1 and 2; the full measurement is `stepvip prior-report`).
 """
 
 import numpy as np
