@@ -121,6 +121,7 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
         except BaseException:
             if old is not None:
                 os.rename(old / path.name, path)
+                old.rmdir()
             raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
