@@ -50,6 +50,14 @@ def _at_least(name: str, value: int, low: int) -> int:
     return value
 
 
+def _output_file(path: str) -> None:
+    """``--out`` FILE: its folder exists and is writable and FILE is not a folder (checked before any work)."""
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise CliError(f"--out {path}: folder {folder} does not exist")
+    output_file_writable(path)
+
+
 def _dark_frames(movie: np.ndarray) -> list[int]:
     """Frames of ``movie`` [T, H, W] whose total flux is not positive (no closure quantity is defined there)."""
     return [int(k) for k in np.flatnonzero(movie.reshape(movie.shape[0], -1).sum(-1) <= 0)]
@@ -133,7 +141,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     _finite("--fov-uas", args.fov_uas)
     _at_least("--seed", args.seed, 0)
-    output_file_writable(args.out)
+    _output_file(args.out)
     movie = _load_npy_movie(args.movie)
     obs0 = make_observation()
     n_t = len(np.unique(obs0.data["time"]))
@@ -235,7 +243,7 @@ def cmd_rml(args: argparse.Namespace) -> int:
     _at_least("--npix", args.npix, 4)
     _finite("--fov-uas", args.fov_uas)
     _at_least("--maxit", args.maxit, 1)
-    output_file_writable(args.out)
+    _output_file(args.out)
     data, report = load_closure_data(args.obs)  # UvfitsError if no timestamp has 3 stations
     frames = _parse_frames(args.frames, report.n_frames)
     has_cp, has_lca = set(data.closures.cp_frame.tolist()), set(data.closures.lca_frame.tolist())
