@@ -203,7 +203,8 @@ def cmd_make_movies(args: argparse.Namespace) -> int:
                 "texture": args.texture, "videos": meta}
         Path(tmp).write_text(json.dumps(info, indent=1))
 
-    _atomic_save(out / "videos.json", save_json)
+    with terminate_as_exit():
+        _atomic_save(out / "videos.json", save_json)
     print(json.dumps({"out": str(out), "n": args.n, "seconds": round(dt, 3),
                       "videos_per_second": round(args.n / dt, 2) if dt > 0 else None}))
     return 0
