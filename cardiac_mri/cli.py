@@ -1,8 +1,9 @@
 """``stepvip mri ...``: reconstruct CMRxRecon files with classical baselines, evaluate, make synthetic data.
 
-Actions: ``reconstruct`` (zf | sense | tv | lps | step = STeP posterior sampling,
-:mod:`cardiac_mri.step`), ``evaluate`` (official CMRxRecon metrics), ``make-synthetic``
-(a synthetic dataset in the CMRxRecon layout) and ``export-training`` (``DIR/videos.npy`` for the prior).
+Actions: ``reconstruct`` (zf | sense | tv | lps; step = STeP posterior sampling and svi | vision-xl | tcvr,
+the diffusion baselines of :mod:`common.methods`, all through :mod:`cardiac_mri.step`), ``evaluate`` (official
+CMRxRecon metrics), ``make-synthetic`` (a synthetic dataset in the CMRxRecon layout) and ``export-training``
+(``DIR/videos.npy`` for the prior).
 Names map to functions here, at the edge; the library has no string dispatch.
 """
 
@@ -23,9 +24,12 @@ from cardiac_mri.data import CineFile, find_kspace_key, parse_cine_path, read_ks
 from cardiac_mri.masks import acs_rows, cmrxrecon_mask, effective_acceleration, sampled_lines
 from cardiac_mri.matio import write_mat73
 from cardiac_mri.sense import SenseOperator
-from common.demo import DemoError, add_sampling_arguments
+from common.recon.cli import add_sampling_arguments
+from common.recon.errors import DemoError
 
-METHODS = ("zf", "sense", "tv", "lps", "step")
+# diffusion methods: CLI name -> name in common.methods.METHODS (the CLI edge maps names to methods)
+DIFFUSION = {"step": "STeP", "svi": "SVI", "vision-xl": "VISION-XL", "tcvr": "TCVR"}
+METHODS = ("zf", "sense", "tv", "lps", *DIFFUSION)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -52,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--lam-s", type=float, default=0.02, help="lps: relative temporal-Fourier sparsity weight")
     r.add_argument("--save-full", action="store_true", help="also write cine_<view>_recon.mat (all frames, slices)")
     r.add_argument("--format", choices=("v7.3", "v5"), default="v7.3", help="submission MAT-file format")
-    add_sampling_arguments(r)  # --prior/--vae/--image/--video, --quality/--quick, --samples, --seed (method step)
+    add_sampling_arguments(r)  # --prior/--vae/--image/--video, --quality/--quick, --samples, --seed (diffusion)
     r.set_defaults(func=_reconstruct)
 
     e = sub.add_parser("evaluate", help="official CMRxRecon metrics of a submission folder", formatter_class=fmt)
@@ -136,11 +140,11 @@ def _reconstruct(args: argparse.Namespace) -> int:
     name = args.input.name if case is None else case.path.name
     out_dir = args.out if case is None else args.out / Path(case.coil_type, "Cine", case.split,
                                                           f"AccFactor{acc:02d}", case.patient)
-    if args.method == "step":
+    if args.method in DIFFUSION:
         from cardiac_mri.step import reconstruct_file
 
         try:
-            return reconstruct_file(args, kspace, mask_t, out_dir, name)
+            return reconstruct_file(args, kspace, mask_t, out_dir, name, DIFFUSION[args.method])
         except DemoError as exc:
             print(f"stepvip mri reconstruct: error: {exc}", file=sys.stderr)
             return 2

@@ -29,15 +29,12 @@ from cardiac_mri.likelihood import GaussianLikelihood, estimate_noise_std, linea
 from cardiac_mri.masks import sampled_lines
 from cardiac_mri.priors import default_prior_paths
 from cardiac_mri.sense import SenseOperator, channels_to_complex, complex_to_channels, fft2c, ifft2c
-from common.demo import (
-    DemoError,
-    ReconTask,
-    paper_preset,
-    parse_methods,
-    priors_from_args,
-)
-from common.demo import sample_and_write as common_sample_and_write
+from common.methods import METHODS
 from common.posterior import MethodPosterior, variable_name
+from common.recon.cli import paper_preset, parse_methods, priors_from_args
+from common.recon.cli import sample_and_write as common_sample_and_write
+from common.recon.errors import DemoError
+from common.recon.task import ReconTask
 from common.sampling import DAPSConfig
 
 REFERENCE_TAU = 0.10
@@ -185,9 +182,11 @@ def prior_image_size(priors) -> int:
     return priors.image.config.image_size * priors.latent_factor
 
 
-def sample_and_write(args: argparse.Namespace, task: ReconTask, priors, out: Path, attrs: dict) -> dict:
-    """Sample the methods of ``args`` for ``task``, write the outputs to ``out``; returns the metrics."""
-    methods = parse_methods(args.methods) if hasattr(args, "methods") else ("STeP",)
+def sample_and_write(args: argparse.Namespace, task: ReconTask, priors, out: Path, attrs: dict,
+                     method: str = "STeP") -> dict:
+    """Sample the methods of ``args.methods`` (``method`` when the command has no ``--methods``) for ``task``, write
+    the outputs to ``out``; returns the metrics."""
+    methods = parse_methods(args.methods) if hasattr(args, "methods") else (METHODS[method],)
     return common_sample_and_write(args, task, priors, out, attrs, sampler_presets, DEFAULT_SAMPLES, methods)
 
 
@@ -196,9 +195,11 @@ def load_mri_priors(args: argparse.Namespace):
     return priors_from_args(args, default_prior_paths, 2, "an MRI prior takes 2 (real, imag)")
 
 
-def reconstruct_file(args: argparse.Namespace, kspace: np.ndarray, mask: torch.Tensor, out: Path, name: str) -> int:
-    """``stepvip mri reconstruct --method step``: every slice of ``kspace (t, slice, coil, ky, kx)`` (zeros where
-    not sampled) into ``out/<stem>_slice_XX/`` (driver outputs) and the posterior mean of all slices as
+def reconstruct_file(args: argparse.Namespace, kspace: np.ndarray, mask: torch.Tensor, out: Path, name: str,
+                     method: str = "STeP") -> int:
+    """``stepvip mri reconstruct --method step|svi|vision-xl|tcvr`` (``method`` the registered name): every slice
+    of ``kspace (t, slice, coil, ky, kx)`` (zeros where not sampled) into ``out/<stem>_slice_XX/`` (driver outputs)
+    and the posterior mean of all slices as
     ``out/<name>`` (``img4ranking``, ``(t, slice, y, x)`` on the model grid)."""
     from cardiac_mri.evaluation import write_submission
 
@@ -213,12 +214,13 @@ def reconstruct_file(args: argparse.Namespace, kspace: np.ndarray, mask: torch.T
         task = mri_task(lik, kspace.shape[0], size, attrs={"input": str(args.input), "slice": s},
                         noise_std=full_resolution_noise(k_slice, mask, size))
         folder = out / f"{Path(name).stem}_slice_{s:02d}"
-        sample_and_write(args, task, priors, folder, {"command": "stepvip mri reconstruct --method step"})
+        sample_and_write(args, task, priors, folder, {"command": f"stepvip mri reconstruct --method {method}"},
+                         method)
         import xarray as xr
 
         with xr.open_dataset(folder / "samples.nc", engine="h5netcdf") as ds:
-            means.append(np.asarray(ds["STeP_mean"]))
+            means.append(np.asarray(ds[f"{variable_name(method)}_mean"]))
     path = write_submission(out / name, np.stack(means, axis=1))
-    print(f"step: {kspace.shape[1]} slice(s); wrote {out}/{Path(name).stem}_slice_*/ and {path} (img4ranking, "
+    print(f"{method}: {kspace.shape[1]} slice(s); wrote {out}/{Path(name).stem}_slice_*/ and {path} (img4ranking, "
           "model grid)")
     return 0

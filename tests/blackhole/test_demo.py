@@ -14,7 +14,7 @@ from skimage.metrics import peak_signal_noise_ratio
 
 from blackhole.demo import run
 from common.cli import main
-from common.demo import add_demo_parser
+from common.recon.cli import add_demo_parser
 from tests.demo_priors import make_untrained_prior
 
 pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]

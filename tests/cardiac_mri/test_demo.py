@@ -17,7 +17,8 @@ from cardiac_mri.demo import run
 from cardiac_mri.sense import fft2c
 from cardiac_mri.step import grid_problem
 from common.cli import main
-from common.demo import DemoError, add_demo_parser
+from common.recon.cli import add_demo_parser
+from common.recon.errors import DemoError
 from tests.demo_priors import make_untrained_prior
 
 pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]
@@ -135,7 +136,7 @@ def test_stepvip_demo_command_through_entry_points(tmp_path: Path, monkeypatch, 
 
     text = ""
     if not entry_points(group="stepvip.commands", name="demo"):
-        text += "[stepvip.commands]\ndemo = common.demo:register\n\n"
+        text += "[stepvip.commands]\ndemo = common.recon.cli:register\n\n"
     if not entry_points(group="stepvip.demos", name="mri"):
         text += "[stepvip.demos]\nmri = cardiac_mri.demo:run\n"
     if text:
