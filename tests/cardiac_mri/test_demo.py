@@ -49,7 +49,8 @@ def test_demo_outputs_open_and_metrics_match_truth(demo_out: Path):
     metrics = json.loads((demo_out / "metrics.json").read_text())
     assert list(metrics) == ["STeP", "IDM+BCS", "IDM"]
     for row in metrics.values():
-        assert set(row) == {"psnr", "ssim", "dpsnr", "dssim", "misfit", "misfit_of_mean", "psnr_of_mean"}
+        assert set(row) == {"psnr", "ssim", "dpsnr", "dssim", "misfit", "misfit_of_mean", "psnr_of_mean",
+                            "seconds_per_sample"}
         assert 0 < row["misfit_of_mean"] <= row["misfit"] * (1 + 1e-6)  # ||A x - y|| is convex
     with xr.open_dataset(demo_out / "samples.nc", engine="h5netcdf") as ds:
         assert ds["STeP"].dims == ("sample", "frame", "y", "x") and ds["STeP"].shape == (2, 12, 64, 64)
@@ -113,6 +114,27 @@ def test_reconstruct_step_on_cmrxrecon_file(prior: Path, tmp_path: Path):
     assert not (case / "cine_sax_slice_00" / "metrics.json").exists()
 
 
+def test_image_prior_methods_run_end_to_end(prior: Path, tmp_path: Path):
+    """SVI, VISION-XL and TCVR at --quick: the demo with metrics for every method, and ``mri reconstruct --method``."""
+    out = tmp_path / "demo"
+    assert demo_main(["--out", str(out), "--prior", str(prior), "--quick", "--no-progress", "--samples", "1",
+                      "--methods", "STeP,SVI,VISION-XL,TCVR"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert list(metrics) == ["STeP", "SVI", "VISION-XL", "TCVR"]
+    for row in metrics.values():
+        assert np.isfinite([row["psnr"], row["misfit"], row["seconds_per_sample"]]).all()
+    assert (out / "mat" / "VISION_XL" / "cine_sax.mat").is_file()
+    root = tmp_path / "cmrx"
+    assert main(["mri", "make-synthetic", "--out", str(root), "--patients", "1", "--ny", "64", "--nx", "128",
+                 "--coils", "4", "--frames", "12", "--slices", "1"]) == 0
+    src = root / "MultiCoil/Cine/TrainingSet/AccFactor08/P001/cine_sax.mat"
+    rc = main(["mri", "reconstruct", "--input", str(src), "--method", "svi", "--out", str(tmp_path / "rec"),
+               "--prior", str(prior), "--quick", "--samples", "1", "--no-progress"])
+    assert rc == 0
+    with h5py.File(tmp_path / "rec/MultiCoil/Cine/TrainingSet/AccFactor08/P001/cine_sax.mat", "r") as f:
+        assert f["img4ranking"].shape == (12, 1, 64, 64)
+
+
 def test_bad_inputs_fail_clearly_without_outputs(prior: Path, tmp_path: Path, capsys):
     out = tmp_path / "out"
     wrong = tmp_path / "wrong"
@@ -121,11 +143,14 @@ def test_bad_inputs_fail_clearly_without_outputs(prior: Path, tmp_path: Path, ca
     for name in ("vae", "image", "video"):
         (wrong / f"{name}.safetensors").write_bytes((bh / f"{name}.safetensors").read_bytes())
     assert demo_main(["--out", str(out), "--prior", str(wrong), "--quick"]) == 2
-    assert "takes 1 channels, an MRI prior takes 2" in capsys.readouterr().err
+    assert "takes 1-channel frames, an MRI prior takes 2" in capsys.readouterr().err
     assert demo_main(["--out", str(out), "--prior", str(prior), "--video", str(tmp_path / "v.safetensors")]) == 2
     assert "v.safetensors: file not found" in capsys.readouterr().err
     assert demo_main(["--out", str(out), "--prior", str(prior), "--quick", "--temperature", "-1"]) == 2
     assert "--temperature -1.0: DAPSConfig: temperature must be > 0" in capsys.readouterr().err
+    assert demo_main(["--out", str(out), "--prior", str(prior), "--quick", "--methods", "SVI,DPS"]) == 2
+    assert "--methods 'SVI,DPS': expected a comma-separated subset of STeP,IDM+BCS,IDM,SVI,VISION-XL,TCVR" in \
+        capsys.readouterr().err
     assert not out.exists()
 
 
