@@ -35,7 +35,8 @@ from cardiac_mri.step import (
     user_likelihood,
 )
 from cardiac_mri.synthetic import write_synthetic_dataset
-from common.demo import run_task
+from common.methods import METHODS
+from common.recon.run import run_task
 
 
 def score(recon: np.ndarray, truth: np.ndarray) -> float:
@@ -77,7 +78,7 @@ def main() -> None:
             y_full = op_full.mask * k
             op, y = grid_problem(k, mask, size, 24, maps=maps)
             task = mri_task(user_likelihood(op, y), k.shape[0], size, noise_std=full_resolution_noise(k, mask, size))
-            posts, _ = run_task(task, priors, ("STeP",), cfg, 3, 0, 1)
+            posts, _ = run_task(task, priors, [(METHODS["STeP"], cfg)], 3, 0, 1)
             grid_samples.append(torch.from_numpy(posts[0].samples))
             ops.append(op_full)
             ys.append(y_full)

@@ -33,20 +33,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.demo import METHODS, sample_method, truth_metrics
 from common.io import atomic_write_text
+from common.methods import METHODS
+from common.recon.prior_set import load_priors
+from common.recon.run import truth_metrics
 
 IMAGE_METRICS = ("psnr", "ssim", "dpsnr", "dssim")
 FIT = {"blackhole": ("chi2_cp", "chi2_logca"), "mri": ("misfit",)}
 
 
 def blackhole_case(case: int, setting: str = "default"):
-    """``(task, priors, config)`` of held-out black-hole case ``case`` (as ``stepvip demo blackhole --case``)."""
+    """``(task, priors, DAPS config, None)`` of held-out black-hole case ``case`` (as ``stepvip demo blackhole
+    --case``)."""
     from blackhole.demo import NPIX, held_out_case
     from blackhole.measurements import closure_data, vis_table_from_obs
     from blackhole.priors import default_prior_paths
     from blackhole.reconstruct import DEFAULT_FOV_UAS, blackhole_task, sampler_presets
-    from common.demo import load_priors
 
     truth, obs, _ = held_out_case(case)
     task = blackhole_task(closure_data(vis_table_from_obs(obs)), NPIX, DEFAULT_FOV_UAS, truth=truth)
@@ -54,12 +56,12 @@ def blackhole_case(case: int, setting: str = "default"):
 
 
 def mri_case(case: int, setting: str = "default"):
-    """``(task, priors, config, cg_sense_video)`` of held-out MRI case ``case`` (as ``stepvip demo mri --case``)."""
+    """``(task, priors, DAPS config, cg_sense_video)`` of held-out MRI case ``case`` (as ``stepvip demo mri
+    --case``)."""
     from cardiac_mri.baselines import sense_cg
     from cardiac_mri.demo import FRAMES, held_out_problem
     from cardiac_mri.priors import default_prior_paths
     from cardiac_mri.step import REFERENCE_TAU, mri_task, prior_image_size, sampler_presets
-    from common.demo import load_priors
 
     priors = load_priors(default_prior_paths())
     size = prior_image_size(priors)
@@ -77,17 +79,29 @@ def run_case(domain: str, case: int, method: str, samples: int, seed: int, setti
     task, priors, cfg, reference = (blackhole_case if domain == "blackhole" else mri_case)(case, setting)
     truth01 = task.metric_images(task.truth[None])[0]
     row: dict = {"case": case, "method": method, "samples": samples, "seed": seed, "setting": setting,
-                 "daps_config": cfg.to_dict(), "priors": priors.paths}
+                 "priors": priors.paths}
+    if method != "CG-SENSE":
+        m = METHODS[method]
+        cfg = cfg if m.uses_daps else m.presets(setting)  # DAPS family: the domain's preset; others: their own
+        row["settings"] = settings_dict(cfg)
+        if m.uses_daps:
+            row["daps_config"] = cfg.to_dict()
     t0 = time.perf_counter()
     if method == "CG-SENSE":
         scores = truth_metrics(task.metric_images(reference[None]), truth01)
     else:
-        x = sample_method(task, priors, method, cfg, samples, seed)
+        x = METHODS[method].sample(task, priors, cfg, samples, seed)
         scores = truth_metrics(task.metric_images(task.to_physical(x)), truth01)
         scores.update(task.data_fit(x))
     row["seconds"] = round(time.perf_counter() - t0, 2)
     row["metrics"] = {k: np.asarray(v, dtype=np.float64).tolist() for k, v in scores.items()}
     return row
+
+
+def settings_dict(settings) -> dict:
+    import dataclasses
+
+    return settings.to_dict() if hasattr(settings, "to_dict") else dataclasses.asdict(settings)
 
 
 def result_path(out: Path, method: str, case: int) -> Path:
@@ -108,7 +122,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     methods = [m.strip() for m in args.methods.split(",")]
-    known = (*METHODS, "CG-SENSE") if args.domain == "mri" else METHODS
+    known = (*METHODS, "CG-SENSE") if args.domain == "mri" else tuple(METHODS)
     if any(m not in known for m in methods):
         raise SystemExit(f"--methods {args.methods!r}: expected a comma-separated subset of {','.join(known)}")
     todo = [(c, m) for c in case_indices(args.domain, args.cases)[k::n] for m in methods]
@@ -166,10 +180,11 @@ def summarize(domain: str, out: Path) -> tuple[str, dict]:
     n = rows["STeP"][cases[0]]["samples"] if "STeP" in rows else next(iter(rows.values()))[cases[0]]["samples"]
     sel = f"best of {n} samples by mean chi~2" if domain == "blackhole" else f"mean over {n} samples"
     lines = [f"{domain}: {len(cases)} held-out cases ({cases[0]}..{cases[-1]}), {sel}; mean +- std over cases", "",
-             "| method | " + " | ".join(cols) + " | s / case |", "|" + "---|" * (len(cols) + 2)]
+             "| method | " + " | ".join(cols) + " | s / case | s / sample |", "|" + "---|" * (len(cols) + 3)]
     for m in rows:
         cells = [f"{table[m][c][0]:.4g} +- {table[m][c][1]:.2g}" if c in table[m] else "-" for c in cols]
-        lines.append(f"| {m} | " + " | ".join(cells) + f" | {table[m]['seconds'][0]:.0f} |")
+        per = table[m]["seconds"][0] / max(rows[m][cases[0]]["samples"], 1)
+        lines.append(f"| {m} | " + " | ".join(cells) + f" | {table[m]['seconds'][0]:.0f} | {per:.1f} |")
     return "\n".join(lines), table
 
 
@@ -187,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("domain", choices=("blackhole", "mri"))
     r.add_argument("--cases", type=int, default=10)
     r.add_argument("--samples", type=int, default=5)
-    r.add_argument("--methods", default=",".join(METHODS), help="comma-separated; MRI also CG-SENSE")
+    r.add_argument("--methods", default="STeP,IDM+BCS,IDM",
+                   help=f"comma-separated subset of {','.join(METHODS)}; MRI also CG-SENSE")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--shard", default="0/1", help="K/N: this process does cases K, K+N, ...")
     r.add_argument("--threads", type=int, default=1)

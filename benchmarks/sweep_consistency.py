@@ -44,8 +44,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from quality_table import blackhole_case, case_indices, mri_case  # noqa: E402
 
-from common.demo import METHODS, sample_method, truth_metrics  # noqa: E402
 from common.io import atomic_write_text  # noqa: E402
+from common.methods import DAPS_METHODS as METHODS  # noqa: E402
+from common.methods import METHODS as REGISTRY  # noqa: E402
+from common.recon.run import truth_metrics  # noqa: E402
 
 VARIANTS = {
     "blackhole": {
@@ -73,7 +75,7 @@ def run_one(domain: str, variant: str, case: int, method: str, samples: int, see
         scores = truth_metrics(task.metric_images(reference[None]), truth01)
         scores.update(task.data_fit(task.from_physical(reference[None])))
     else:
-        x = sample_method(task, priors, method, cfg, samples, seed)
+        x = REGISTRY[method].sample(task, priors, cfg, samples, seed)
         phys = task.to_physical(x)
         scores = truth_metrics(task.metric_images(phys), truth01)
         scores.update(task.data_fit(x))

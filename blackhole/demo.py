@@ -5,11 +5,11 @@ default (``--case``), 64 frames of 64 x 64 pixels over 128 micro-arcseconds, Jy/
 trained on movies 0..319 of the same seed (``configs/prior_bh_ship.yaml``), so the case is held out. It is observed
 with the paper's EHT 2017 Sgr A* track (one frame per 102 s timestamp) with thermal noise, station gains and phases
 (``blackhole.simulate.simulate_observation``, seed = CASE). Outputs in ``--out``: ``obs.uvfits`` (the simulated
-data, to rerun ``stepvip blackhole reconstruct`` on), ``truth.npy``, and the driver's outputs (``common.demo``):
-``samples.nc``, ``uq.json``, ``metrics.json``, ``frames.png``, ``differences.png``, ``mean_std_*.png``, ``*.gif``,
-``fits/<method>/mean_*.fits``, and the science outputs against the truth's (``science.json``, ``science.nc``,
-``science.png``: ring diameter, fractional width, PA, asymmetry and light curve per frame; ``blackhole.science``).
-Units: see :mod:`blackhole.reconstruct`.
+data, to rerun ``stepvip blackhole reconstruct`` on), ``truth.npy``, and the driver's outputs
+(:mod:`common.recon.outputs`): ``samples.nc``, ``uq.json``, ``metrics.json``, ``frames.png``, ``differences.png``,
+``mean_std_*.png``, ``*.gif``, ``fits/<method>/mean_*.fits``, and the science outputs against the truth's
+(``science.json``, ``science.nc``, ``science.png``: ring diameter, fractional width, PA, asymmetry and light curve per
+frame; ``blackhole.science``). Units: see :mod:`blackhole.reconstruct`.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def held_out_case(case: int = HELDOUT_CASE, npix: int = NPIX, fov_uas: float = D
 
 
 def run(args: argparse.Namespace) -> int:
-    """Entry point of ``stepvip demo blackhole`` (options: :func:`common.demo.add_arguments`)."""
+    """Entry point of ``stepvip demo blackhole`` (options: :func:`common.recon.cli.add_arguments`)."""
     from blackhole.measurements import closure_data, vis_table_from_obs
     from blackhole.uvfits import write_uvfits
 
@@ -71,6 +71,6 @@ def run(args: argparse.Namespace) -> int:
 if __name__ == "__main__":
     import sys
 
-    from common.demo import demo_main
+    from common.recon.cli import demo_main
 
     sys.exit(demo_main("blackhole.demo", run))

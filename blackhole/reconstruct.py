@@ -34,19 +34,12 @@ from blackhole.measurements import ClosureData
 from blackhole.priors import default_prior_paths, prior_frames
 from blackhole.science import format_science, write_science
 from blackhole.synthetic import RADPERUAS
-from common.demo import (
-    DemoError,
-    Priors,
-    ReconTask,
-    add_arguments,
-    format_table,
-    paper_preset,
-    parse_methods,
-    priors_from_args,
-    run_cli,
-    sample_and_write,
-)
 from common.posterior import MethodPosterior, variable_name
+from common.recon.cli import add_arguments, paper_preset, parse_methods, priors_from_args, run_cli, sample_and_write
+from common.recon.errors import DemoError
+from common.recon.outputs import format_table
+from common.recon.prior_set import Priors
+from common.recon.task import ReconTask
 from common.sampling import DAPSConfig
 
 DEFAULT_FOV_UAS = 128.0

@@ -1,9 +1,10 @@
 """``stepvip mri ...``: reconstruct CMRxRecon files with classical baselines, evaluate, make synthetic data.
 
-Actions: ``reconstruct`` (zf | sense | tv | lps, or the diffusion methods step = STeP, idm-bcs, idm: posterior
-sampling on the prior's grid, then a data-consistency solve at the data's resolution, :mod:`cardiac_mri.step`),
-``evaluate`` (official CMRxRecon metrics of v5 or v7.3 submissions), ``make-synthetic``
-(a synthetic dataset in the CMRxRecon layout) and ``export-training`` (``DIR/videos.npy`` for the prior).
+Actions: ``reconstruct`` (zf | sense | tv | lps, or the diffusion methods step = STeP, idm-bcs, idm, svi,
+vision-xl, tcvr (:mod:`common.methods`): posterior sampling on the prior's grid, then a data-consistency solve at
+the data's resolution, :mod:`cardiac_mri.step`), ``evaluate`` (official CMRxRecon metrics of v5 or v7.3
+submissions), ``make-synthetic`` (a synthetic dataset in the CMRxRecon layout) and ``export-training``
+(``DIR/videos.npy`` for the prior).
 Names map to functions here, at the edge; the library has no string dispatch.
 """
 
@@ -34,11 +35,13 @@ from cardiac_mri.masks import (
 )
 from cardiac_mri.matio import MatFileError
 from cardiac_mri.sense import SenseOperator
-from common.demo import DemoError, add_sampling_arguments
 from common.io import OutputPathError, output_folder_writable
+from common.recon.cli import add_sampling_arguments
+from common.recon.errors import DemoError
 
 CLASSICAL = ("zf", "sense", "tv", "lps")
-DIFFUSION = {"step": "STeP", "idm-bcs": "IDM+BCS", "idm": "IDM"}  # CLI name -> method of common.demo
+# diffusion methods: CLI name -> name in common.methods.METHODS (the CLI edge maps names to methods)
+DIFFUSION = {"step": "STeP", "idm-bcs": "IDM+BCS", "idm": "IDM", "svi": "SVI", "vision-xl": "VISION-XL", "tcvr": "TCVR"}
 METHODS = CLASSICAL + tuple(DIFFUSION)
 # The k-space norm must stay where float32 sums of squares neither overflow (3.4e38) nor vanish, with room for the
 # solvers' inner products: outside this range the classical methods return Inf or all zeros.

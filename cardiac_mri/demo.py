@@ -7,9 +7,9 @@ shipped prior). The shipped prior was trained on ``SyntheticVideoDataset`` video
 CASE, a different stream, so it is held out. Its fully sampled k-space is moved to the S x S model grid
 (:func:`cardiac_mri.problem.retrospective_problem`: readout crop, Fourier resize, ESPIRiT maps from 12 ACS lines)
 and masked with the paper's 8x / 12-ACS equispaced mask (``paper_mask("8x")``, the same for every frame). The truth
-is the coil-combined image on the grid. Outputs: the driver's (``common.demo``) plus ``mat/<method>/cine_sax.mat``
-(run4Ranking subset of the posterior mean, MATLAB v5) and ``cine_sax_recon.mat`` (the complex mean,
-all frames) (:func:`cardiac_mri.step.submission_export`). Units: see :mod:`cardiac_mri.step`.
+is the coil-combined image on the grid. Outputs: the driver's (:mod:`common.recon.outputs`) plus
+``mat/<method>/cine_sax.mat`` (run4Ranking subset of the posterior mean, MATLAB v5) and ``cine_sax_recon.mat`` (the
+complex mean, all frames) (:func:`cardiac_mri.step.submission_export`). Units: see :mod:`cardiac_mri.step`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from cardiac_mri.step import (
     sample_and_write,
     submission_export,
 )
-from common.demo import format_table
+from common.recon.outputs import format_table
 
 HELDOUT_CASE = 100000
 FRAMES = 12
@@ -45,7 +45,7 @@ def held_out_problem(size: int, case: int = HELDOUT_CASE):
 
 
 def run(args: argparse.Namespace) -> int:
-    """Entry point of ``stepvip demo mri`` (options: :func:`common.demo.add_arguments`)."""
+    """Entry point of ``stepvip demo mri`` (options: :func:`common.recon.cli.add_arguments`)."""
     priors = load_mri_priors(args)
     size = prior_image_size(priors)
     case = HELDOUT_CASE if args.case is None else args.case
@@ -65,6 +65,6 @@ def run(args: argparse.Namespace) -> int:
 if __name__ == "__main__":
     import sys
 
-    from common.demo import demo_main
+    from common.recon.cli import demo_main
 
     sys.exit(demo_main("cardiac_mri.demo", run))

@@ -31,15 +31,12 @@ from cardiac_mri.likelihood import GaussianLikelihood, estimate_noise_std, linea
 from cardiac_mri.masks import sampled_lines
 from cardiac_mri.priors import default_prior_paths
 from cardiac_mri.sense import SenseOperator, channels_to_complex, complex_to_channels, fft2c, ifft2c
-from common.demo import (
-    DemoError,
-    ReconTask,
-    paper_preset,
-    parse_methods,
-    priors_from_args,
-)
-from common.demo import sample_and_write as common_sample_and_write
+from common.methods import METHODS
 from common.posterior import MethodPosterior, find_modes, variable_name
+from common.recon.cli import method_plan, paper_preset, parse_methods, priors_from_args, settings_dict
+from common.recon.cli import sample_and_write as common_sample_and_write
+from common.recon.errors import DemoError
+from common.recon.task import ReconTask
 from common.sampling import DAPSConfig
 
 REFERENCE_TAU = 0.10
@@ -202,9 +199,11 @@ def prior_image_size(priors) -> int:
     return priors.image.config.image_size * priors.latent_factor
 
 
-def sample_and_write(args: argparse.Namespace, task: ReconTask, priors, out: Path, attrs: dict) -> dict:
-    """Sample the methods of ``args`` for ``task``, write the outputs to ``out``; returns the metrics."""
-    methods = parse_methods(args.methods) if hasattr(args, "methods") else ("STeP",)
+def sample_and_write(args: argparse.Namespace, task: ReconTask, priors, out: Path, attrs: dict,
+                     method: str = "STeP") -> dict:
+    """Sample the methods of ``args.methods`` (``method`` when the command has no ``--methods``) for ``task``, write
+    the outputs to ``out``; returns the metrics."""
+    methods = parse_methods(args.methods) if hasattr(args, "methods") else (METHODS[method],)
     return common_sample_and_write(args, task, priors, out, attrs, sampler_presets, DEFAULT_SAMPLES, methods)
 
 
@@ -301,13 +300,14 @@ def reconstruct_file(args: argparse.Namespace, kspace: np.ndarray, mask: torch.T
     full-resolution posterior (``samples.nc``, ``uq.json``, figures). Returns the posterior mean, complex
     ``(t, slice, ny, nx)`` in image units (the caller writes the submission)."""
     from cardiac_mri.coils import read_maps
-    from common.demo import run_task, sampler_config, write_outputs
+    from common.recon.outputs import write_outputs
+    from common.recon.run import run_task
 
     priors = load_mri_priors(args)
     size = prior_image_size(priors)
     check_step_input(args.input, kspace.shape, size)
     key = "quick" if args.quick else args.quality
-    cfg = sampler_config(args, sampler_presets(key))
+    plan = method_plan(args, (METHODS[method],), sampler_presets)
     n = args.samples if args.samples is not None else DEFAULT_SAMPLES[key]
     if n < 1:
         raise DemoError(f"--samples must be >= 1, got {n}")
@@ -324,7 +324,7 @@ def reconstruct_file(args: argparse.Namespace, kspace: np.ndarray, mask: torch.T
         lik = user_likelihood(op, y)
         attrs = {"input": str(args.input), "slice": s}
         task = mri_task(lik, kspace.shape[0], size, attrs=attrs, noise_std=full_resolution_noise(k_slice, mask, size))
-        posts, _ = run_task(task, priors, (method,), cfg, n, args.seed, args.modes)
+        posts, _ = run_task(task, priors, plan, n, args.seed, args.modes)
         full_task = full_resolution_task(op_full, y_full, kspace.shape[0], {**task.attrs, "grid_size": size})
         full_posts, reports = [], {}
         for p in posts:
@@ -332,7 +332,8 @@ def reconstruct_file(args: argparse.Namespace, kspace: np.ndarray, mask: torch.T
             find_modes(fp, n_modes=args.modes, seed=args.seed)
             full_posts.append(fp)
         metrics = {p.method: {k: float(v.mean()) for k, v in p.fit.items()} for p in full_posts}
-        all_attrs = {"command": f"stepvip mri reconstruct --method {method}", "daps_config": cfg.to_dict(),
+        all_attrs = {"command": f"stepvip mri reconstruct --method {method}",
+                     "settings": {method: settings_dict(plan[0][1])},
                      "setting": key, "seed": args.seed, "samples": n, "priors": priors.paths,
                      "seeds": f"sample k: DAPS seed {args.seed} + k",
                      "full_resolution": "grid samples upsampled (Fourier) and solved for data consistency: "

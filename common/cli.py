@@ -44,9 +44,9 @@ def register_user_errors(*types: type[BaseException]) -> None:
 def user_error_types() -> tuple[type[BaseException], ...]:
     """The exception types :func:`main` reports as one line with exit code 2 (common's and the plugins')."""
     from common.checkpoints import CheckpointError
-    from common.demo import DemoError
     from common.io import OutputPathError
     from common.prior_report import ReportError
+    from common.recon.errors import DemoError
     from common.sampling.errors import SamplingError
 
     return (DemoError, CheckpointError, SamplingError, ReportError, OutputPathError, *_OS_USER_ERRORS,

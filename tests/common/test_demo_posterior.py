@@ -12,9 +12,14 @@ import torch
 import xarray as xr
 from skimage.metrics import peak_signal_noise_ratio
 
-from common import demo
 from common.figures import difference_grid, frame_grid, mean_std_maps, write_gif
+from common.methods import METHODS
+from common.methods.step import daps_samples
 from common.posterior import MethodPosterior, find_modes, kmeans, posterior_dataset, uq_report, write_netcdf
+from common.recon import cli, prior_set, run
+from common.recon.errors import DemoError
+from common.recon.task import ReconTask
+from common.sampling import DAPSConfig, image_mode
 from tests.demo_priors import make_untrained_prior
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -78,7 +83,7 @@ def test_modes_sizes_fit_and_representative():
 
 def test_netcdf_round_trip_with_units_and_atomic_failure(tmp_path: Path):
     rng = np.random.default_rng(3)
-    posts = [MethodPosterior(m, _two_mode_samples(rng), {"misfit": rng.random(8)}) for m in demo.METHODS]
+    posts = [MethodPosterior(m, _two_mode_samples(rng), {"misfit": rng.random(8)}) for m in METHODS]
     for p in posts:
         find_modes(p, 2)
     coords = {"frame": (np.arange(4) / 4, {"units": "cardiac cycle fraction"}),
@@ -124,7 +129,7 @@ def test_truth_metrics_agree_with_skimage():
     rng = np.random.default_rng(5)
     truth = rng.random((4, 16, 16))
     pred = np.clip(truth + 0.05 * rng.standard_normal((2, 4, 16, 16)), 0, 1)
-    m = demo.truth_metrics(pred, truth)
+    m = run.truth_metrics(pred, truth)
     ref = np.mean([peak_signal_noise_ratio(truth[t], pred[1, t], data_range=1.0) for t in range(4)])
     assert m["psnr"][1] == pytest.approx(ref, rel=1e-6)
     dref = np.mean([peak_signal_noise_ratio(np.diff(truth, axis=0)[t], np.diff(pred[0], axis=0)[t], data_range=1.0)
@@ -136,28 +141,28 @@ def test_prior_paths_and_loading_errors(tmp_path: Path):
     def no_shipped():
         raise FileNotFoundError("shipped prior: vae checkpoint /x/vae.safetensors is missing")
 
-    with pytest.raises(demo.DemoError, match=r"shipped prior is not available .*--prior DIR"):
-        demo.resolve_prior_paths(None, {}, no_shipped)
-    with pytest.raises(demo.DemoError, match="no such folder"):
-        demo.resolve_prior_paths(tmp_path / "nope", {}, no_shipped)
+    with pytest.raises(DemoError, match=r"shipped prior is not available .*--prior DIR"):
+        prior_set.resolve_prior_paths(None, {}, no_shipped)
+    with pytest.raises(DemoError, match="no such folder"):
+        prior_set.resolve_prior_paths(tmp_path / "nope", {}, no_shipped)
     prior = make_untrained_prior("prior_mri_tiny.yaml", tmp_path / "p", vae_overrides={"channels": (8, 8, 16)},
                                  unet_overrides={"channels": (16, 16, 16), "attn_levels": (),
                                                  "temporal_attn_levels": ()})
     (prior / "image.safetensors").unlink()
-    with pytest.raises(demo.DemoError, match=r"image checkpoint .*image.safetensors: file not found"):
-        demo.resolve_prior_paths(prior, {}, no_shipped)
+    with pytest.raises(DemoError, match=r"image checkpoint .*image.safetensors: file not found"):
+        prior_set.resolve_prior_paths(prior, {}, no_shipped)
     make_untrained_prior("prior_mri_tiny.yaml", tmp_path / "p", vae_overrides={"channels": (8, 8, 16)},
                          unet_overrides={"channels": (16, 16, 16), "attn_levels": (), "temporal_attn_levels": ()})
-    paths = demo.resolve_prior_paths(prior, {}, no_shipped)
-    priors = demo.load_priors(paths)
+    paths = prior_set.resolve_prior_paths(prior, {}, no_shipped)
+    priors = prior_set.load_priors(paths)
     assert priors.latent_factor == 4 and not priors.image.config.temporal
-    swapped = demo.resolve_prior_paths(prior, {"video": paths["image"]}, no_shipped)
-    with pytest.raises(demo.DemoError, match="no temporal layers"):
-        demo.load_priors(swapped)
+    swapped = prior_set.resolve_prior_paths(prior, {"video": paths["image"]}, no_shipped)
+    with pytest.raises(DemoError, match="no temporal layers"):
+        prior_set.load_priors(swapped)
     data = (prior / "video.safetensors").read_bytes()
     (prior / "video.safetensors").write_bytes(data[: len(data) // 2])
-    with pytest.raises(demo.DemoError, match="video.safetensors"):
-        demo.load_priors(paths)
+    with pytest.raises(DemoError, match="video.safetensors"):
+        prior_set.load_priors(paths)
 
 
 def test_demo_group_discovers_entry_points(monkeypatch):
@@ -169,15 +174,15 @@ def test_demo_group_discovers_entry_points(monkeypatch):
         def load(self):
             return lambda args: calls.append(args) or 0
 
-    monkeypatch.setattr(demo, "entry_points", lambda group: [FakeEP()] if group == demo.DEMO_GROUP else [])
+    monkeypatch.setattr(cli, "entry_points", lambda group: [FakeEP()] if group == cli.DEMO_GROUP else [])
     parser = argparse.ArgumentParser()
-    demo.register(parser.add_subparsers(dest="command"))
+    cli.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["demo", "toy", "--out", "x", "--quick", "--case", "3"])
     assert args.func(args) == 0 and calls[0].case == 3 and calls[0].quick
     args = parser.parse_args(["demo", "toy", "--out", "x", "--methods", "STeP,DPS"])
-    assert demo.parse_methods("IDM,STeP") == ("IDM", "STeP")
-    with pytest.raises(demo.DemoError, match="--methods"):
-        demo.parse_methods(args.methods)
+    assert [m.name for m in cli.parse_methods("IDM,STeP")] == ["IDM", "STeP"]
+    with pytest.raises(DemoError, match="--methods"):
+        cli.parse_methods(args.methods)
 
 
 def test_sample_method_same_seed_same_start(tmp_path: Path):
@@ -186,20 +191,21 @@ def test_sample_method_same_seed_same_start(tmp_path: Path):
     prior = make_untrained_prior("prior_mri_tiny.yaml", tmp_path / "p", vae_overrides={"channels": (8, 8, 16)},
                                  unet_overrides={"channels": (16, 16, 16), "attn_levels": (),
                                                  "temporal_attn_levels": ()})
-    priors = demo.load_priors(demo.resolve_prior_paths(prior, {}, dict))
+    priors = prior_set.load_priors(prior_set.resolve_prior_paths(prior, {}, dict))
     target = torch.zeros(1, 1, 2, 64, 64)
-    task = demo.ReconTask(name="toy", frames=1, image_shape=(2, 64, 64),
+    task = ReconTask(name="toy", frames=1, image_shape=(2, 64, 64),
                           log_likelihood=lambda x: -((x - target) ** 2).flatten(1).sum(1),
                           to_physical=lambda x: x[:, :, 0].numpy(), data_fit=lambda x: {}, metric_images=np.abs,
                           units="", coords={})
-    cfg = demo.DAPSConfig(annealing_steps=1, ode_steps=2, mcmc_steps=1, lr=1e-4)
-    a = demo.sample_method(task, priors, "IDM", cfg, 2, seed=7)
-    b = demo.sample_method(task, priors, "IDM+BCS", cfg, 2, seed=7)
-    c = demo.sample_method(task, priors, "IDM", cfg, 2, seed=8)
+    cfg = DAPSConfig(annealing_steps=1, ode_steps=2, mcmc_steps=1, lr=1e-4)
+    a = METHODS["IDM"].sample(task, priors, cfg, 2, seed=7)
+    b = METHODS["IDM+BCS"].sample(task, priors, cfg, 2, seed=7)
+    c = METHODS["IDM"].sample(task, priors, cfg, 2, seed=8)
     assert a.shape == (2, 1, 2, 64, 64)
     torch.testing.assert_close(a, b)
     assert not torch.allclose(a, c)
-    whole = demo.sample_method(task, priors, "IDM", cfg, 3, seed=7, batch=3)  # one call; the default is 1 per call
+    idm = image_mode(priors.image)
+    whole = daps_samples(task, priors, idm, False, cfg, 3, seed=7, batch=3)  # one call; the default is 1 per call
     torch.testing.assert_close(whole[:2], a, rtol=1e-3, atol=1e-3)  # batched convs round differently
-    torch.testing.assert_close(demo.sample_method(task, priors, "IDM", cfg, 3, seed=7, batch=2), whole,
+    torch.testing.assert_close(daps_samples(task, priors, idm, False, cfg, 3, seed=7, batch=2), whole,
                                rtol=1e-3, atol=1e-3)
