@@ -61,6 +61,21 @@ def sampler_presets(setting: str) -> dict[str, DAPSConfig]:
     return presets
 
 
+def metric_images01(v: np.ndarray) -> np.ndarray:
+    """Complex cine ``[..., T, H, W]`` -> magnitudes divided by each video's maximum, in ``[0, 1]`` (PSNR/SSIM)."""
+    m = np.abs(np.asarray(v)).astype(np.float64)
+    peak = m.max(axis=(-3, -2, -1), keepdims=True)
+    return np.clip(m / np.where(peak > 0, peak, 1.0), 0.0, 1.0)
+
+
+def cine_coords(frames: int, ny: int, nx: int, where: str) -> dict[str, tuple[np.ndarray, dict]]:
+    """The writers' ``frame``, ``y``, ``x`` coordinates of a cine (``where``: "on the model grid", ...)."""
+    return {"frame": (np.arange(frames) / frames, {"units": "cardiac cycle fraction",
+                                                   "long_name": "cardiac phase (frame index / frames)"}),
+            "y": (np.arange(ny), {"units": "pixel", "long_name": f"row (phase encoding) {where}"}),
+            "x": (np.arange(nx), {"units": "pixel", "long_name": f"column (readout) {where}"})}
+
+
 def mri_task(lik: GaussianLikelihood, frames: int, size: int, truth: np.ndarray | None = None,
              export=None, attrs: dict | None = None, noise_std: float | None = None) -> ReconTask:
     """The driver's view of a cine problem on the ``size`` x ``size`` grid (module docstring: units); ``lik`` is
@@ -94,15 +109,7 @@ def mri_task(lik: GaussianLikelihood, frames: int, size: int, truth: np.ndarray 
         with torch.no_grad():
             return {"misfit": lik.data_misfit(x.detach().cpu()).double().numpy()}
 
-    def metric_images(v: np.ndarray) -> np.ndarray:
-        m = np.abs(np.asarray(v)).astype(np.float64)
-        peak = m.max(axis=(-3, -2, -1), keepdims=True)
-        return np.clip(m / np.where(peak > 0, peak, 1.0), 0.0, 1.0)
-
-    coords = {"frame": (np.arange(frames) / frames, {"units": "cardiac cycle fraction",
-                                                     "long_name": "cardiac phase (frame index / frames)"}),
-              "y": (np.arange(size), {"units": "pixel", "long_name": "row (phase encoding) on the model grid"}),
-              "x": (np.arange(size), {"units": "pixel", "long_name": "column (readout) on the model grid"})}
+    coords = cine_coords(frames, size, size, "on the model grid")
     meta = {"tau": lik.tau, "scale_image_units_per_network_unit": scale, "noise_std_estimate": noise_std,
             "noise_estimator": "1.4826 x MAD of the real and imaginary parts of the measured k-space in the outer "
                                "1/8 of the readout on both sides, x sqrt(2) (per complex sample, network units)",
@@ -110,7 +117,7 @@ def mri_task(lik: GaussianLikelihood, frames: int, size: int, truth: np.ndarray 
                           "orthonormal FFT); misfit ||A(scale x) - y|| in data units",
             **(attrs or {})}
     return ReconTask(name="mri", frames=frames, image_shape=(2, size, size), log_likelihood=loglik,
-                     to_physical=to_physical, data_fit=data_fit, metric_images=metric_images,
+                     to_physical=to_physical, data_fit=data_fit, metric_images=metric_images01,
                      units="image units (complex, magnitude in the figures)", coords=coords, truth=truth,
                      export=export, attrs=meta, from_physical=from_physical, linear=linear, report=report)
 
@@ -250,17 +257,9 @@ def full_resolution_task(op: SenseOperator, y: torch.Tensor, frames: int, attrs:
     def loglik(x: torch.Tensor) -> torch.Tensor:
         return -data_fit(x)["misfit"] ** 2
 
-    def metric_images(v: np.ndarray) -> np.ndarray:
-        m = np.abs(np.asarray(v)).astype(np.float64)
-        peak = m.max(axis=(-3, -2, -1), keepdims=True)
-        return np.clip(m / np.where(peak > 0, peak, 1.0), 0.0, 1.0)
-
-    coords = {"frame": (np.arange(frames) / frames, {"units": "cardiac cycle fraction",
-                                                     "long_name": "cardiac phase (frame index / frames)"}),
-              "y": (np.arange(ny), {"units": "pixel", "long_name": "row (phase encoding) of the acquisition matrix"}),
-              "x": (np.arange(nx), {"units": "pixel", "long_name": "column (readout) of the acquisition matrix"})}
+    coords = cine_coords(frames, ny, nx, "of the acquisition matrix")
     return ReconTask(name="mri", frames=frames, image_shape=(2, ny, nx), log_likelihood=loglik,
-                     to_physical=to_physical, data_fit=data_fit, metric_images=metric_images,
+                     to_physical=to_physical, data_fit=data_fit, metric_images=metric_images01,
                      units="image units (complex, magnitude in the figures)", coords=coords, attrs=attrs,
                      from_physical=from_physical)
 
