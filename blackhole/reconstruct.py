@@ -35,7 +35,15 @@ from blackhole.priors import default_prior_paths, prior_frames
 from blackhole.science import format_science, write_science
 from blackhole.synthetic import RADPERUAS
 from common.posterior import MethodPosterior, variable_name
-from common.recon.cli import add_arguments, paper_preset, parse_methods, priors_from_args, run_cli, sample_and_write
+from common.recon.cli import (
+    add_arguments,
+    all_or_nothing,
+    paper_preset,
+    parse_methods,
+    priors_from_args,
+    run_cli,
+    sample_and_write,
+)
 from common.recon.errors import DemoError
 from common.recon.outputs import format_table
 from common.recon.prior_set import Priors
@@ -186,7 +194,7 @@ def run_reconstruction(args: argparse.Namespace, priors: Priors, task: ReconTask
     science = Path(args.out) / "science.json"
     if science.is_file():
         print(format_science(json.loads(science.read_text())))
-    print(f"wrote {args.out}")
+    print(f"wrote {getattr(args, 'final_out', args.out)}")
     return 0
 
 
@@ -292,4 +300,4 @@ def add_reconstruct_parser(sub) -> None:
     r.add_argument("--fits-samples", action="store_true",
                    help="also write every posterior sample as FITS frames (fits/<method>/sampleKK_NNNN.fits)")
     add_arguments(r, methods_default=("STeP",))
-    r.set_defaults(func=run_cli(cmd_reconstruct, "stepvip blackhole reconstruct"))
+    r.set_defaults(func=run_cli(all_or_nothing(cmd_reconstruct), "stepvip blackhole reconstruct"))

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
                            "mask": "paper_mask('8x'): R = 8, 12 ACS lines, same mask for every frame"})
     metrics = sample_and_write(args, task, priors, Path(args.out), {"command": "stepvip demo mri"})
     print(format_table(metrics))
-    print(f"wrote {args.out}")
+    print(f"wrote {getattr(args, 'final_out', args.out)}")
     return 0
 
 

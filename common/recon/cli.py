@@ -20,6 +20,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from common.io import OutputPathError, atomic_folder, output_folder_writable
 from common.methods import METHODS, Method
 from common.recon.errors import DemoError
 from common.recon.outputs import write_outputs
@@ -150,24 +151,58 @@ def sampler_config(args: argparse.Namespace, presets: dict[str, DAPSConfig]) -> 
 
 
 def run_cli(func: Callable[[argparse.Namespace], int], prog: str) -> Callable[[argparse.Namespace], int]:
-    """Wrap a command so that ``DemoError`` / ``FileNotFoundError`` become one line on stderr and exit code 2."""
+    """Wrap a command so that ``DemoError`` / ``FileNotFoundError`` / ``OutputPathError`` become one line on stderr
+    and exit code 2."""
 
     def wrapped(args: argparse.Namespace) -> int:
         try:
             return func(args)
-        except (DemoError, FileNotFoundError) as exc:
+        except (DemoError, FileNotFoundError, OutputPathError) as exc:
             print(f"{prog}: error: {exc}", file=sys.stderr)
             return 2
 
     return wrapped
 
 
+class _RunFailed(Exception):
+    """Internal: the wrapped command returned a non-zero exit code; its temporary output folder is discarded."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def all_or_nothing(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Run a command whose ``args.out`` is its own output folder inside :func:`common.io.atomic_folder`: it writes
+    into a temporary sibling folder that replaces ``args.out`` as a whole only when the command succeeds, so the
+    folder holds the old complete set of files or the new one (no stale files of an earlier run with other
+    methods), and an interrupted or failed run leaves it untouched. ``args.out`` is checked before any work."""
+
+    def wrapped(args: argparse.Namespace) -> int:
+        final = Path(args.out)
+        output_folder_writable(final)
+        try:
+            with atomic_folder(final) as tmp:
+                args.out, args.final_out = tmp, final  # final_out: for messages naming the folder
+                try:
+                    code = int(func(args) or 0)
+                finally:
+                    args.out = final
+                if code:
+                    raise _RunFailed(code)
+        except _RunFailed as exc:
+            return exc.code
+        return code
+
+    return wrapped
+
+
 def add_demo_parser(subparsers, name: str, run: Callable[[argparse.Namespace], int], help_text: str) -> None:
-    """One ``stepvip demo NAME`` parser with the shared options."""
+    """One ``stepvip demo NAME`` parser with the shared options (outputs all-or-nothing)."""
     p = subparsers.add_parser(name, help=help_text, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_arguments(p)
     p.add_argument("--case", type=int, default=None, help="held-out synthetic case index (default: the documented one)")
-    p.set_defaults(func=run_cli(run, f"stepvip demo {name}"))
+    p.set_defaults(func=run_cli(all_or_nothing(run), f"stepvip demo {name}"))
 
 
 def demo_main(name: str, run: Callable[[argparse.Namespace], int], argv: list[str] | None = None) -> int:

@@ -155,3 +155,36 @@ def test_terminate_as_exit_cleans_up_atomic_writes(tmp_path):
     assert exc.value.code == 143
     assert os.listdir(tmp_path) == []
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_demo_outputs_are_all_or_nothing(tmp_path):
+    """A command wrapped by ``all_or_nothing`` replaces its ``--out`` folder as a whole on success (no stale files of
+    an earlier run) and leaves it untouched when it fails or raises."""
+    import argparse
+
+    from common.recon.cli import all_or_nothing
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "old_method.gif").write_text("old")
+
+    def ok(args):
+        (args.out / "samples.nc").write_text("new")
+        return 0
+
+    def fails(args):
+        (args.out / "half.nc").write_text("partial")
+        return 2
+
+    def raises(args):
+        (args.out / "half.nc").write_text("partial")
+        raise RuntimeError("killed")
+
+    assert all_or_nothing(fails)(argparse.Namespace(out=out)) == 2
+    with pytest.raises(RuntimeError):
+        all_or_nothing(raises)(argparse.Namespace(out=out))
+    assert sorted(p.name for p in out.iterdir()) == ["old_method.gif"]
+    args = argparse.Namespace(out=out)
+    assert all_or_nothing(ok)(args) == 0 and args.out == out
+    assert sorted(p.name for p in out.iterdir()) == ["samples.nc"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no temporary folders left
