@@ -64,6 +64,12 @@ class PriorNets:
     def unet(self) -> VideoUNet:
         return self.video if self.video is not None else self.image
 
+    def modes(self) -> list[tuple[str, VideoUNet, bool]]:
+        """``(name, network, video flag)`` of the modes to compare: the video prior (if any) and the image prior
+        (the video network with its temporal branches off when there is no separate image prior)."""
+        image = self.image if self.image is not None else self.video
+        return ([("video", self.video, True)] if self.video is not None else []) + [("image", image, False)]
+
 
 def find_prior_files(folder: str | Path) -> dict[str, Path]:
     """``{image, video, vae}`` checkpoint paths of a prior folder (shipped layout ``NAME.safetensors`` or a training
@@ -159,8 +165,8 @@ def unconditional(nets: PriorNets, unet: VideoUNet, video: bool, shape: tuple[in
     """PF-ODE samples decoded to frames ``[N, T, C, H, W]`` (seeded; the same seed gives the same start noise)."""
     from common.training.sample import pf_ode_sample
 
-    z = pf_ode_sample(lambda x, s: unet(x, s, video=video), shape, steps=steps, generator=torch.Generator()
-                      .manual_seed(seed))
+    g = torch.Generator().manual_seed(seed)
+    z = pf_ode_sample(lambda x, s: unet(x, s, video=video), shape, steps=steps, generator=g)
     with torch.no_grad():
         return torch.cat([nets.decode(v[None]) for v in z])
 
@@ -178,9 +184,8 @@ def build_report(nets: PriorNets, videos: torch.Tensor, *, sigmas=DEFAULT_SIGMAS
     rows = []
     for s in sigmas:
         row = {"sigma": s}
-        for mode, net, vid in (("video", nets.video, True), ("image", nets.image or nets.video, False)):
-            if net is not None:
-                row[mode] = denoising_mse(net, z0, s, vid, seed)
+        for mode, net, vid in nets.modes():
+            row[mode] = denoising_mse(net, z0, s, vid, seed)
         if "video" in row:
             row["ratio"] = row["video"] / row["image"]
         rows.append(row)
@@ -190,10 +195,7 @@ def build_report(nets: PriorNets, videos: torch.Tensor, *, sigmas=DEFAULT_SIGMAS
     shape = (num, *z0.shape[1:])
     rough = {"data": {"raw": temporal_roughness(videos), "blurred": temporal_roughness(videos, blur_px)}}
     strip = {"data": _magnitude(videos[0])}
-    samplers = [("video", nets.video, True), ("image", nets.image or nets.video, False)]
-    for mode, net, vid in samplers:
-        if net is None:
-            continue
+    for mode, net, vid in nets.modes():
         x = unconditional(nets, net, vid, shape, steps, seed)
         if not torch.isfinite(x).all():
             raise FloatingPointError(f"prior-report: non-finite unconditional samples of the {mode} mode")

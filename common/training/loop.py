@@ -111,12 +111,12 @@ class _Batcher:
             f = self.cfg.vae.downsampling
             eps = torch.randn(b, self.cfg.vae.latent_channels, x.shape[-2] // f, x.shape[-1] // f, generator=g)
             return x.to(self.device), eps.to(self.device)
+        offset = 0  # first frame index of the temporal attention's encoding (clips of longer videos)
         if self.stage == "image":
             z0 = self._latent(self._aug(draw_batch(self.images, b, g), g), g)[:, None]
             video = False
         else:
             real = float(torch.rand((), generator=shared)) < sc.p_joint
-            offset = 0
             if real:
                 clip = random_clip(draw_batch(self.videos, b, g), self.cfg.data.clip_frames, g)
                 spare = int(self.videos[0].shape[0]) - clip.shape[1]
@@ -125,12 +125,9 @@ class _Batcher:
             else:
                 clip = draw_pseudo_videos(self.images, b, self.num_frames, g)
             z0, video = self._latent(self._aug(clip, g), g), real
-            sigma = (sc.p_mean + sc.p_std * torch.randn(b, generator=g)).exp()
-            noise = torch.randn(z0.shape, generator=g)
-            return z0, sigma.to(self.device), noise.to(self.device), video, offset
         sigma = (sc.p_mean + sc.p_std * torch.randn(b, generator=g)).exp()
         noise = torch.randn(z0.shape, generator=g)
-        return z0, sigma.to(self.device), noise.to(self.device), video, 0
+        return z0, sigma.to(self.device), noise.to(self.device), video, offset
 
     @property
     def num_frames(self) -> int:
