@@ -143,6 +143,10 @@ def _param_groups(model: nn.Module, sc) -> list[dict]:
     return [{"params": rest}, {"params": alphas, "lr": sc.lr * sc.alpha_lr_scale}]
 
 
+TEMPORAL_ONLY_FIELDS = ("temporal_kernel", "temporal_attn_levels", "max_frames")
+"""UNet fields read only by the temporal modules (an image checkpoint's values are not used)."""
+
+
 def _build(stage: str, cfg: PriorConfig, init_path: Path | None) -> nn.Module:
     if stage == "vae":
         if cfg.vae is None:
@@ -154,7 +158,9 @@ def _build(stage: str, cfg: PriorConfig, init_path: Path | None) -> nn.Module:
         raise FileNotFoundError(f"train video: image-UNet checkpoint {init_path} not found (train the image stage "
                                 "first or pass --init)")
     image = checkpoints.load(init_path, expect=VideoUNet)
-    want = dataclasses.replace(cfg.unet, temporal=False)
+    # the image stage has no temporal modules: its temporal fields need not match the video config's
+    temporal_only = {name: getattr(image.config, name) for name in TEMPORAL_ONLY_FIELDS}
+    want = dataclasses.replace(cfg.unet, temporal=False, **temporal_only)
     if image.config != want:
         diff = {f.name: (getattr(image.config, f.name), getattr(want, f.name)) for f in dataclasses.fields(want)
                 if getattr(image.config, f.name) != getattr(want, f.name)}

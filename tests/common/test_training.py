@@ -178,6 +178,23 @@ def test_train_video_needs_image_checkpoint(tmp_path):
         train_stage("vae", cfg, tmp_path, videos=vids, progress=False)
 
 
+def test_video_stage_may_add_temporal_modules_the_image_checkpoint_never_had(tmp_path):
+    """The image stage trains no temporal modules, so a video stage may use other temporal fields (more attention
+    levels, kernel, frame budget) than the image checkpoint recorded; a spatial difference is still refused."""
+    vids = Frames(torch.from_numpy(moving_blob_videos(n=4, t=4, hw=8)))
+    init = tmp_path / "image.safetensors"
+    checkpoints.save(VideoUNet(UNetConfig(**{**TINY_UNET.__dict__, "temporal": False})), init)
+    richer = dataclasses.replace(TINY_UNET, temporal_attn_levels=(0, 1), temporal_kernel=5, max_frames=32)
+    sc = StageConfig(steps=1, batch_size=2, p_joint=1.0)
+    train_stage("video", PriorConfig(unet=richer, train_video=sc), tmp_path / "ok", videos=vids, init_path=init,
+                progress=False)
+    assert checkpoints.load(tmp_path / "ok" / "ema.safetensors").config.temporal_attn_levels == (0, 1)
+    wider = dataclasses.replace(TINY_UNET, channels=(8, 24))
+    with pytest.raises(ValueError, match="different UNet config .*channels"):
+        train_stage("video", PriorConfig(unet=wider, train_video=sc), tmp_path / "bad", videos=vids, init_path=init,
+                    progress=False)
+
+
 def test_non_finite_loss_stops_the_run_loudly(tmp_path):
     x = blobs([(5, 8)], hw=8)
     x[0, 0, 2, 2] = float("nan")
