@@ -1,33 +1,53 @@
-"""Quality table of issue 6: STeP vs IDM+BCS vs IDM on held-out synthetic cases (paper Tables 1 and 6).
+"""Quality table (issues 6, 16): every method on held-out synthetic cases (paper Tables 1 and 6).
 
 For each of ``--cases`` held-out cases of a domain (the demo's case and the following indices, never seen in
-training), simulate the measurements exactly as the demo does, draw ``--samples`` posterior samples per method with
-the shipped priors and the demo's ``default`` DAPS preset (same seeds for every method), score every sample
-against the truth, and store the per-sample numbers in ``OUT/<method>/case_<index>.json`` (written atomically;
-results already there are skipped, so an interrupted run resumes; ``case_<index>.lock`` marks one a worker is on,
-so several workers can share the folder). ``summarize`` reduces them as in the paper:
+training), simulate the measurements exactly as the demo does and run every method (``--methods``, default all of
+the domain's):
 
-* black hole (Table 1): per case, the sample with the lowest mean chi~2 ((chi2_cp + chi2_logca) / 2) of the
-  ``--samples`` (5 in the paper); then mean and std over cases;
-* MRI (Table 6): per case, the mean over samples; then mean and std over cases. The CG-SENSE baseline (10
-  iterations, ``cardiac_mri.baselines.sense_cg``; ``--methods ...,CG-SENSE``) is a reference row.
+* the registry's diffusion methods (``common.methods.METHODS``: STeP, IDM+BCS, IDM, SVI, VISION-XL, TCVR) with the
+  shipped priors at their ``default`` presets (DAPS family: the domain's preset), ``--samples`` posterior samples
+  each, the same seeds for every method;
+* the classical baselines, deterministic, one "sample": black hole ``RML`` (per-frame ehtim RML,
+  ``blackhole.baselines.rml_movie``, its default config, flux constraint at the measured light curve); MRI
+  ``CG-SENSE`` (10 iterations), ``TV`` (temporal-TV SENSE) and ``L+S`` (low rank + sparse) of
+  ``cardiac_mri.baselines`` at their defaults;
+* ``static-truth``: the time-averaged truth repeated over the frames, a reference row that shows what a movie without
+  motion scores (high d-PSNR on the fast black-hole movies, motion SNR exactly 0 dB).
 
-Being stored per method and case, a method can be rerun alone, e.g. after retraining the video prior
-(``--methods STeP``).
+Every sample is scored against the truth (``common.recon.run.truth_metrics``: psnr, ssim, dpsnr, dssim and the motion
+SNR msnr at the domain's blur) and the data (black hole chi~2_cp, chi~2_logca; MRI misfit ||A x - y||), with the
+seconds it took; one file per (method, case), ``OUT/<method>/case_<index>.json``, written atomically. Results already
+there are skipped, so an interrupted run resumes (a result stored at other settings stops the run: use a new OUT).
 
-Usage (two workers side by side on a 2-core machine, one torch thread each, then the table)::
+Scale-out with ``torchrun`` (no lock files): each process reads ``RANK`` / ``WORLD_SIZE`` (absent: one process)
+and takes the jobs ``index % WORLD_SIZE == RANK`` of the list ordered method by method, so every method's cases are
+spread over the processes; it runs them case by case, one torch thread each (``--threads``). With more than one
+process they meet at a gloo barrier at the end and rank 0 prints the table once every result is there.
 
-    python benchmarks/quality_table.py run blackhole --cases 10 --samples 5 --out benchmarks/quality/blackhole &
-    python benchmarks/quality_table.py run blackhole --cases 10 --samples 5 --out benchmarks/quality/blackhole
-    python benchmarks/quality_table.py summarize blackhole --out benchmarks/quality/blackhole
+``summarize`` reduces as in the paper: black hole (Table 1): per case the sample with the lowest mean chi~2
+((chi2_cp + chi2_logca) / 2); MRI (Table 6): per case the mean over samples; then mean +- std over the cases every
+listed method has. Its header prints the command lines that regenerate the results.
+
+Usage (two processes on a 2-core machine; ``torchrun`` is the same as ``python -m torch.distributed.run``)::
+
+    python -m torch.distributed.run --standalone --nproc_per_node=2 benchmarks/quality_table.py run blackhole \\
+        --cases 10 --samples 5 --out benchmarks/quality16/blackhole
+    python -m torch.distributed.run --standalone --nproc_per_node=2 benchmarks/quality_table.py run mri \\
+        --cases 10 --samples 3 --out benchmarks/quality16/mri
+    python benchmarks/quality_table.py summarize blackhole --out benchmarks/quality16/blackhole   # or mri
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import os
 import sys
 import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,30 +55,58 @@ import torch
 
 from common.io import atomic_write_text
 from common.methods import METHODS
-from common.recon.prior_set import load_priors
+from common.recon.prior_set import Priors, load_priors
 from common.recon.run import truth_metrics
+from common.recon.task import ReconTask
 
-IMAGE_METRICS = ("psnr", "ssim", "dpsnr", "dssim")
+IMAGE_METRICS = ("psnr", "ssim", "dpsnr", "dssim", "msnr")
 FIT = {"blackhole": ("chi2_cp", "chi2_logca"), "mri": ("misfit",)}
+CLASSICAL = {"blackhole": ("RML",), "mri": ("CG-SENSE", "TV", "L+S")}
+STATIC = "static-truth"
+DEFAULT_SAMPLES = {"blackhole": 5, "mri": 3}
 
 
-def blackhole_case(case: int, setting: str = "default"):
-    """``(task, priors, DAPS config, None)`` of held-out black-hole case ``case`` (as ``stepvip demo blackhole
-    --case``)."""
+def domain_methods(domain: str) -> tuple[str, ...]:
+    """Every method of the table of ``domain``: diffusion methods, classical baselines, the static-truth row."""
+    return (*METHODS, *CLASSICAL[domain], STATIC)
+
+
+@dataclass
+class Case:
+    """One held-out case: the task (with its truth), the priors, the domain's DAPS preset and the classical
+    baselines as ``name -> (settings dict, () -> physical movie [T, H, W])``."""
+
+    task: ReconTask
+    priors: Priors
+    daps: object
+    classical: dict[str, tuple[dict, Callable[[], np.ndarray]]]
+
+
+def load_case(domain: str, case: int, setting: str = "default") -> Case:
+    """:class:`Case` of held-out case ``case`` of ``domain`` (as ``stepvip demo <domain> --case``); the ``quick``
+    setting also shortens the classical baselines (smoke tests only)."""
+    return (_blackhole if domain == "blackhole" else _mri)(case, setting)
+
+
+def _blackhole(case: int, setting: str) -> Case:
+    from blackhole.baselines import RMLConfig, rml_movie
     from blackhole.demo import NPIX, held_out_case
     from blackhole.measurements import closure_data, vis_table_from_obs
     from blackhole.priors import default_prior_paths
-    from blackhole.reconstruct import DEFAULT_FOV_UAS, blackhole_task, sampler_presets
+    from blackhole.reconstruct import DEFAULT_FOV_UAS, blackhole_task, fill_light_curve, sampler_presets
 
     truth, obs, _ = held_out_case(case)
-    task = blackhole_task(closure_data(vis_table_from_obs(obs)), NPIX, DEFAULT_FOV_UAS, truth=truth)
-    return task, load_priors(default_prior_paths()), sampler_presets(setting)[setting], None
+    data = closure_data(vis_table_from_obs(obs))
+    task = blackhole_task(data, NPIX, DEFAULT_FOV_UAS, truth=truth)
+    rml = RMLConfig(maxit=5, rounds=1) if setting == "quick" else RMLConfig()
+    flux = fill_light_curve(data.flux, data.table.frame_times)
+    classical = {"RML": ({"npix": NPIX, "fov_uas": DEFAULT_FOV_UAS, **settings_dict(rml)},
+                         lambda: rml_movie(obs, NPIX, DEFAULT_FOV_UAS, rml, flux=flux))}
+    return Case(task, load_priors(default_prior_paths()), sampler_presets(setting)[setting], classical)
 
 
-def mri_case(case: int, setting: str = "default"):
-    """``(task, priors, DAPS config, cg_sense_video)`` of held-out MRI case ``case`` (as ``stepvip demo mri
-    --case``)."""
-    from cardiac_mri.baselines import sense_cg
+def _mri(case: int, setting: str) -> Case:
+    from cardiac_mri.baselines import low_rank_plus_sparse, sense_cg, tv_sense
     from cardiac_mri.demo import FRAMES, held_out_problem
     from cardiac_mri.priors import default_prior_paths
     from cardiac_mri.step import REFERENCE_TAU, mri_task, prior_image_size, sampler_presets
@@ -69,31 +117,59 @@ def mri_case(case: int, setting: str = "default"):
     lik = problem.likelihood(tau=REFERENCE_TAU)
     truth = (problem.target * problem.scale).numpy()
     task = mri_task(lik, FRAMES, size, truth=truth)
-    cg = sense_cg(lik.op, lik.y[None], iters=10)[0].numpy()
-    return task, priors, sampler_presets(setting)[setting], cg
+    quick = setting == "quick"
+    kw = {"CG-SENSE": {"iters": 10}, "TV": {"iters": 20 if quick else 150}, "L+S": {"iters": 10 if quick else 50}}
+    fns = {"CG-SENSE": sense_cg, "TV": tv_sense, "L+S": low_rank_plus_sparse}
+
+    def runner(name: str) -> Callable[[], np.ndarray]:
+        return lambda: fns[name](lik.op, lik.y[None], **kw[name])[0].numpy()
+
+    classical = {name: (kw[name], runner(name)) for name in fns}
+    return Case(task, priors, sampler_presets(setting)[setting], classical)
+
+
+def blackhole_case(case: int, setting: str = "default"):
+    """``(task, priors, DAPS config, None)`` of held-out black-hole case ``case`` (for the sweep scripts)."""
+    c = load_case("blackhole", case, setting)
+    return c.task, c.priors, c.daps, None
+
+
+def mri_case(case: int, setting: str = "default"):
+    """``(task, priors, DAPS config, CG-SENSE video)`` of held-out MRI case ``case`` (for the sweep scripts)."""
+    c = load_case("mri", case, setting)
+    return c.task, c.priors, c.daps, c.classical["CG-SENSE"][1]()
 
 
 def run_case(domain: str, case: int, method: str, samples: int, seed: int, setting: str = "default") -> dict:
-    """Per-sample metrics of one method on one case: ``{"metrics": {metric: [samples]}, "seconds": ...}``; the
-    MRI CG-SENSE reference (``method="CG-SENSE"``) has one "sample"."""
-    task, priors, cfg, reference = (blackhole_case if domain == "blackhole" else mri_case)(case, setting)
+    """Per-sample metrics of one method on one case: ``{"metrics": {metric: [samples]}, "seconds": ...}``;
+    classical methods and ``static-truth`` have one "sample"."""
+    c = load_case(domain, case, setting)
+    task = c.task
     truth01 = task.metric_images(task.truth[None])[0]
-    row: dict = {"case": case, "method": method, "samples": samples, "seed": seed, "setting": setting,
-                 "priors": priors.paths}
-    if method != "CG-SENSE":
-        m = METHODS[method]
-        cfg = cfg if m.uses_daps else m.presets(setting)  # DAPS family: the domain's preset; others: their own
-        row["settings"] = settings_dict(cfg)
-        if m.uses_daps:
-            row["daps_config"] = cfg.to_dict()
+    row: dict = {"case": case, "method": method, "seed": seed, "setting": setting}
     t0 = time.perf_counter()
-    if method == "CG-SENSE":
-        scores = truth_metrics(task.metric_images(reference[None]), truth01)
+    if method in METHODS:
+        m = METHODS[method]
+        cfg = c.daps if m.uses_daps else m.presets(setting)  # DAPS family: the domain's preset; others: their own
+        row.update(kind="diffusion", samples=samples, priors=c.priors.paths, settings=settings_dict(cfg))
+        x = m.sample(task, c.priors, cfg, samples, seed)
+        seconds = time.perf_counter() - t0
+        physical = task.to_physical(x)
     else:
-        x = METHODS[method].sample(task, priors, cfg, samples, seed)
-        scores = truth_metrics(task.metric_images(task.to_physical(x)), truth01)
-        scores.update(task.data_fit(x))
-    row["seconds"] = round(time.perf_counter() - t0, 2)
+        if method == STATIC:
+            row.update(kind="reference", samples=1, settings={"movie": "time-averaged truth repeated"})
+            physical = np.repeat(task.truth.mean(axis=0, keepdims=True), task.frames, axis=0)[None]
+        else:
+            settings, fn = c.classical[method]
+            row.update(kind="classical", samples=1, settings=settings)
+            physical = fn()[None]
+        seconds = time.perf_counter() - t0
+        x = task.from_physical(physical)
+    scores = truth_metrics(task.metric_images(physical), truth01, task.motion_blur_px)
+    scores.update(task.data_fit(x))
+    row["seconds"] = round(seconds, 2)
+    row["seconds_per_sample"] = round(seconds / row["samples"], 2)
+    row["motion_blur_px"] = task.motion_blur_px
     row["metrics"] = {k: np.asarray(v, dtype=np.float64).tolist() for k, v in scores.items()}
     return row
 
@@ -116,36 +192,91 @@ def case_indices(domain: str, n: int) -> list[int]:
     return list(range(first, first + n))
 
 
+def jobs_of_rank(cases: list[int], methods: list[str], rank: int, world: int) -> list[tuple[int, str]]:
+    """The ``(case, method)`` jobs of process ``rank`` of ``world``: index ``% world == rank`` of the list ordered
+    method by method (so each method's cases spread over the processes), then run case by case (complete cases
+    appear early)."""
+    jobs = [(c, m) for m in methods for c in cases]
+    mine = jobs[rank::world]
+    return sorted(mine, key=lambda j: (cases.index(j[0]), methods.index(j[1])))
+
+
+def stale_results(out: Path, jobs: list[tuple[int, str]], samples: int, seed: int, setting: str) -> list[str]:
+    """Stored results of ``jobs`` made at other settings (samples, seed or preset) than asked for."""
+    bad = []
+    for case, method in jobs:
+        p = result_path(out, method, case)
+        if p.exists():
+            r = json.loads(p.read_text())
+            want = {"seed": seed, "setting": setting, **({"samples": samples} if method in METHODS else {})}
+            got = {k: r.get(k, "default" if k == "setting" else None) for k in want}
+            if got != want:
+                bad.append(f"{p}: {got} (asked {want})")
+    return bad
+
+
+def parse_methods(domain: str, text: str | None) -> list[str]:
+    known = domain_methods(domain)
+    if text is None:
+        return list(known)
+    methods = [m.strip() for m in text.split(",") if m.strip()]
+    if not methods or any(m not in known for m in methods):
+        raise SystemExit(f"--methods {text!r}: expected a comma-separated subset of {','.join(known)}")
+    return methods
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
-    k, n = (int(v) for v in args.shard.split("/"))
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    methods = [m.strip() for m in args.methods.split(",")]
-    known = (*METHODS, "CG-SENSE") if args.domain == "mri" else tuple(METHODS)
-    if any(m not in known for m in methods):
-        raise SystemExit(f"--methods {args.methods!r}: expected a comma-separated subset of {','.join(known)}")
-    todo = [(c, m) for c in case_indices(args.domain, args.cases)[k::n] for m in methods]
+    methods = parse_methods(args.domain, args.methods)
+    samples = args.samples or DEFAULT_SAMPLES[args.domain]
+    setting = "quick" if args.quick else "default"
+    cases = case_indices(args.domain, args.cases)
+    stale = stale_results(out, [(c, m) for c in cases for m in methods], samples, args.seed, setting)
+    if stale:
+        raise SystemExit("results stored at other settings (use a new --out or delete them):\n  " + "\n  ".join(stale))
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.init_process_group("gloo", timeout=datetime.timedelta(hours=72))  # the barrier waits for the slowest
+    todo = jobs_of_rank(cases, methods, rank, world)
+    failed = []
     for i, (case, method) in enumerate(todo):
         path = result_path(out, method, case)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        tag = f"[rank {rank}/{world}, {i + 1}/{len(todo)}] case {case} {method}"
         if path.exists():
-            print(f"[{i + 1}/{len(todo)}] case {case}: done already ({path})", file=sys.stderr)
-            continue
-        lock = path.with_suffix(".lock")  # lets several workers share one folder; delete stale locks by hand
-        try:
-            lock.touch(exist_ok=False)
-        except FileExistsError:
-            print(f"[{i + 1}/{len(todo)}] case {case}: taken by another worker ({lock})", file=sys.stderr)
+            print(f"{tag}: done already ({path})", file=sys.stderr, flush=True)
             continue
         t0 = time.perf_counter()
         try:
-            row = run_case(args.domain, case, method, args.samples, args.seed, "quick" if args.quick else "default")
-            atomic_write_text(path, json.dumps(row, indent=1))
-        finally:
-            lock.unlink()
-        print(f"[{i + 1}/{len(todo)}] case {case} {method}: {time.perf_counter() - t0:.0f} s -> {path}",
+            row = run_case(args.domain, case, method, samples, args.seed, setting)
+        except Exception:  # noqa: BLE001 -- report, go on with the other jobs, exit non-zero at the end
+            traceback.print_exc()
+            failed.append((case, method))
+            print(f"{tag}: FAILED", file=sys.stderr, flush=True)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(row, indent=1))
+        print(f"{tag}: {time.perf_counter() - t0:.0f} s ({row['seconds_per_sample']} s / sample) -> {path}",
               file=sys.stderr, flush=True)
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
+    if rank == 0:
+        missing = [result_path(out, m, c) for c in cases for m in methods if not result_path(out, m, c).exists()]
+        if missing:
+            print(f"{len(missing)} result(s) missing, e.g. {missing[0]}; rerun the same command to resume",
+                  file=sys.stderr)
+        else:
+            text, table = summarize(args.domain, out, methods)
+            atomic_write_text(out / "table.json", json.dumps(table, indent=1))
+            print(text, flush=True)
+    if failed:
+        print(f"rank {rank}: {len(failed)} job(s) failed: {failed}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -158,10 +289,34 @@ def reduce_case(domain: str, row: dict) -> dict[str, float]:
     return {k: float(v.mean()) for k, v in m.items()}
 
 
-def summarize(domain: str, out: Path) -> tuple[str, dict]:
-    """Markdown table (mean +- std over the cases every listed method has) and ``{method: {metric: (mean, std)}}``."""
+def commands(domain: str, out: Path, cases: list[int], rows: dict[str, dict[int, dict]]) -> list[str]:
+    """The command lines that regenerate ``rows`` (one per (samples, seed, preset) of the diffusion methods; the
+    classical and reference rows join the first group of their seed and preset)."""
+    first = case_indices(domain, 1)[0]
+    groups: dict[tuple, list[str]] = {}
+    for m, by_case in rows.items():
+        r = by_case[cases[0]]
+        key = (r.get("samples") if m in METHODS else None, r.get("seed", 0), r.get("setting", "default"))
+        groups.setdefault(key, []).append(m)
+    for key in [k for k in groups if k[0] is None]:
+        host = next((k for k in groups if k[0] is not None and k[1:] == key[1:]), None)
+        if host is not None:
+            groups[host] += groups.pop(key)
+    lines = []
+    for (samples, seed, setting), methods in groups.items():
+        lines.append(f"python -m torch.distributed.run --standalone --nproc_per_node=2 benchmarks/quality_table.py "
+                     f"run {domain} --cases {cases[-1] - first + 1}"
+                     + (f" --samples {samples}" if samples else "") + f" --seed {seed}"
+                     + (" --quick" if setting == "quick" else "") + f" --methods {','.join(methods)} --out {out}")
+    lines.append(f"python benchmarks/quality_table.py summarize {domain} --out {out}")
+    return lines
+
+
+def summarize(domain: str, out: Path, methods: list[str] | None = None) -> tuple[str, dict]:
+    """Markdown table (mean +- std over the cases every listed method has, commands in the header) and
+    ``{method: {metric: (mean, std)}}``."""
     rows: dict[str, dict[int, dict]] = {}
-    for m in (*METHODS, "CG-SENSE"):
+    for m in methods or domain_methods(domain):
         for p in sorted(result_path(out, m, 0).parent.glob("case_*.json")):
             r = json.loads(p.read_text())
             rows.setdefault(m, {})[r["case"]] = r
@@ -169,27 +324,34 @@ def summarize(domain: str, out: Path) -> tuple[str, dict]:
         raise SystemExit(f"summarize: no results in {out}; run `quality_table.py run {domain} --out {out}` first")
     cases = sorted(set.intersection(*(set(v) for v in rows.values())))
     if not cases:
-        raise SystemExit(f"summarize: no case in {out} has results for every method")
+        raise SystemExit(f"summarize: no case in {out} has results for every method ({', '.join(rows)})")
     cols = [*IMAGE_METRICS, *FIT[domain]]
     table: dict = {}
     for m, by_case in rows.items():
         per_case = [reduce_case(domain, by_case[c]) for c in cases]
         table[m] = {c: (float(np.mean([p[c] for p in per_case])), float(np.std([p[c] for p in per_case])))
                     for c in cols if c in per_case[0]}
-        table[m]["seconds"] = (float(np.mean([by_case[c]["seconds"] for c in cases])), 0.0)
-    n = rows["STeP"][cases[0]]["samples"] if "STeP" in rows else next(iter(rows.values()))[cases[0]]["samples"]
-    sel = f"best of {n} samples by mean chi~2" if domain == "blackhole" else f"mean over {n} samples"
-    lines = [f"{domain}: {len(cases)} held-out cases ({cases[0]}..{cases[-1]}), {sel}; mean +- std over cases", "",
+        secs = [by_case[c]["seconds"] for c in cases]
+        per = [by_case[c]["seconds"] / max(by_case[c].get("samples", 1), 1) for c in cases]
+        table[m]["seconds"] = (float(np.mean(secs)), float(np.std(secs)))
+        table[m]["seconds_per_sample"] = (float(np.mean(per)), float(np.std(per)))
+    sel = ("per case the best sample by mean chi~2 (paper Table 1)" if domain == "blackhole"
+           else "per case the mean over samples (paper Table 6)")
+    samples = sorted({f"{m} {rows[m][cases[0]].get('samples', '?')}" for m in rows if m in METHODS})
+    lines = [f"{domain}: {len(cases)} held-out cases ({cases[0]}..{cases[-1]}), {sel}; mean +- std over cases; "
+             f"samples per case: {', '.join(samples) or '-'}; classical methods and {STATIC} (time-averaged truth "
+             "repeated): 1. Regenerate with:", "", "```bash", *commands(domain, out, cases, rows), "```", "",
              "| method | " + " | ".join(cols) + " | s / case | s / sample |", "|" + "---|" * (len(cols) + 3)]
     for m in rows:
         cells = [f"{table[m][c][0]:.4g} +- {table[m][c][1]:.2g}" if c in table[m] else "-" for c in cols]
-        per = table[m]["seconds"][0] / max(rows[m][cases[0]]["samples"], 1)
-        lines.append(f"| {m} | " + " | ".join(cells) + f" | {table[m]['seconds'][0]:.0f} | {per:.1f} |")
+        lines.append(f"| {m} | " + " | ".join(cells)
+                     + f" | {table[m]['seconds'][0]:.0f} | {table[m]['seconds_per_sample'][0]:.1f} |")
     return "\n".join(lines), table
 
 
 def cmd_summarize(args: argparse.Namespace) -> int:
-    text, table = summarize(args.domain, Path(args.out))
+    methods = None if args.methods is None else parse_methods(args.domain, args.methods)
+    text, table = summarize(args.domain, Path(args.out), methods)
     atomic_write_text(Path(args.out) / "table.json", json.dumps(table, indent=1))
     print(text)
     return 0
@@ -198,20 +360,22 @@ def cmd_summarize(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("run", help="sample and score held-out cases (resumable)")
+    r = sub.add_parser("run", help="sample and score held-out cases (resumable; under torchrun: spread over ranks)")
     r.add_argument("domain", choices=("blackhole", "mri"))
     r.add_argument("--cases", type=int, default=10)
-    r.add_argument("--samples", type=int, default=5)
-    r.add_argument("--methods", default="STeP,IDM+BCS,IDM",
-                   help=f"comma-separated subset of {','.join(METHODS)}; MRI also CG-SENSE")
+    r.add_argument("--samples", type=int, default=None,
+                   help=f"posterior samples per case of the diffusion methods (default {DEFAULT_SAMPLES})")
+    r.add_argument("--methods", default=None,
+                   help="comma-separated subset (default: all of the domain's): "
+                        + "; ".join(f"{d}: {','.join(domain_methods(d))}" for d in ("blackhole", "mri")))
     r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--shard", default="0/1", help="K/N: this process does cases K, K+N, ...")
-    r.add_argument("--threads", type=int, default=1)
+    r.add_argument("--threads", type=int, default=1, help="torch threads per process")
     r.add_argument("--quick", action="store_true", help="the demos' --quick sampler preset (smoke test only)")
     r.add_argument("--out", required=True)
     r.set_defaults(func=cmd_run)
-    s = sub.add_parser("summarize", help="print the table (markdown) from OUT/case_*.json")
+    s = sub.add_parser("summarize", help="print the table (markdown) from OUT/<method>/case_*.json")
     s.add_argument("domain", choices=("blackhole", "mri"))
+    s.add_argument("--methods", default=None, help="comma-separated subset (default: every method with results)")
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_summarize)
     args = p.parse_args(argv)

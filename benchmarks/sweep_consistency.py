@@ -72,14 +72,15 @@ def run_one(domain: str, variant: str, case: int, method: str, samples: int, see
     truth01 = task.metric_images(task.truth[None])[0]
     t0 = time.perf_counter()
     if method == "CG-SENSE":
-        scores = truth_metrics(task.metric_images(reference[None]), truth01)
+        scores = truth_metrics(task.metric_images(reference[None]), truth01, task.motion_blur_px)
         scores.update(task.data_fit(task.from_physical(reference[None])))
     else:
         x = REGISTRY[method].sample(task, priors, cfg, samples, seed)
         phys = task.to_physical(x)
-        scores = truth_metrics(task.metric_images(phys), truth01)
+        scores = truth_metrics(task.metric_images(phys), truth01, task.motion_blur_px)
         scores.update(task.data_fit(x))
-        scores["psnr_of_mean"] = truth_metrics(task.metric_images(phys.mean(0)[None]), truth01)["psnr"]
+        of_mean = truth_metrics(task.metric_images(phys.mean(0)[None]), truth01, task.motion_blur_px)
+        scores["psnr_of_mean"] = of_mean["psnr"]
     seconds = (time.perf_counter() - t0) / (1 if method == "CG-SENSE" else samples)
     return {"domain": domain, "variant": variant, "case": case, "method": method, "seed": seed,
             "daps_config": cfg.to_dict(), "seconds_per_sample": round(seconds, 2),

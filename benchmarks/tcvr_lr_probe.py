@@ -29,7 +29,7 @@ def main(domain: str, specs: list[str]) -> None:
         log: list[tuple[int, float]] = []
         t0 = time.time()
         x, _ = fit_seeds(task, priors, cfg, seeded(0), callback=lambda e, d, _, log=log: log.append((e, d)))
-        psnr = truth_metrics(task.metric_images(task.to_physical(x)), truth01)["psnr"][0]
+        psnr = truth_metrics(task.metric_images(task.to_physical(x)), truth01, task.motion_blur_px)["psnr"][0]
         fit = {k: float(v[0]) for k, v in task.data_fit(x).items()}
         trace = [(e, round(d, 3)) for e, d in log[:: max(1, len(log) // 6)]]
         print(spec or "paper", f"{time.time() - t0:.0f}s", "psnr", round(float(psnr), 2), fit, trace, flush=True)

@@ -14,19 +14,20 @@ import numpy as np
 import torch
 
 from common.methods import Method
-from common.metrics import dpsnr, dssim, psnr, ssim
+from common.metrics import dpsnr, dssim, msnr, psnr, ssim
 from common.posterior import MethodPosterior, find_modes
 from common.recon.prior_set import Priors
 from common.recon.task import ReconTask
 
 
-def truth_metrics(pred01: np.ndarray, truth01: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-sample ``psnr, ssim`` (frame averages) and ``dpsnr, dssim`` of ``[S, T, H, W]`` against ``[T, H, W]``,
-    all images in ``[0, 1]`` (Gaussian 11x11 SSIM window, paper Sec. 4.1)."""
+def truth_metrics(pred01: np.ndarray, truth01: np.ndarray, motion_blur_px: float) -> dict[str, np.ndarray]:
+    """Per-sample ``psnr, ssim`` (frame averages), ``dpsnr, dssim`` and the motion SNR ``msnr`` (blur of
+    ``motion_blur_px`` pixels, the task's ``motion_blur_px``) of ``[S, T, H, W]`` against ``[T, H, W]``, all images
+    in ``[0, 1]`` (Gaussian 11x11 SSIM window, paper Sec. 4.1)."""
     p = torch.as_tensor(np.asarray(pred01, dtype=np.float64))
     t = torch.as_tensor(np.asarray(truth01, dtype=np.float64)).expand_as(p)
     return {"psnr": psnr(p, t).mean(-1).numpy(), "ssim": ssim(p, t).mean(-1).numpy(),
-            "dpsnr": dpsnr(p, t).numpy(), "dssim": dssim(p, t).numpy()}
+            "dpsnr": dpsnr(p, t).numpy(), "dssim": dssim(p, t).numpy(), "msnr": msnr(p, t, motion_blur_px).numpy()}
 
 
 def mean_fit(task: ReconTask, post: MethodPosterior) -> dict[str, float]:
@@ -55,9 +56,9 @@ def run_task(task: ReconTask, priors: Priors, plan: list[tuple[Method, Any]], n_
         row = {}
         if task.truth is not None:
             truth01 = task.metric_images(task.truth[None])[0]
-            scores = truth_metrics(task.metric_images(post.samples), truth01)
+            scores = truth_metrics(task.metric_images(post.samples), truth01, task.motion_blur_px)
             row.update({k: float(v.mean()) for k, v in scores.items()})
-            of_mean = truth_metrics(task.metric_images(post.mean_sample()[None]), truth01)
+            of_mean = truth_metrics(task.metric_images(post.mean_sample()[None]), truth01, task.motion_blur_px)
             row["psnr_of_mean"] = float(of_mean["psnr"][0])
         row.update({k: float(v.mean()) for k, v in post.fit.items()})
         row.update({f"{k}_of_mean": v for k, v in mean_fit(task, post).items()})

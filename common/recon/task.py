@@ -37,6 +37,8 @@ class ReconTask:
             linear-Gaussian step; None if it is not one.
         project: projection onto the physically allowed set (e.g. non-negative intensities), or None.
         report: ``x -> {name: value}`` in the user's units for the progress bar (chi2, relative misfit).
+        motion_blur_px: std (pixels) of the spatial Gaussian blur of the motion SNR (:func:`common.metrics.msnr`):
+            the scale at which the truth's frame-to-frame change is compared; each domain sets its own.
     """
 
     name: str
@@ -56,3 +58,4 @@ class ReconTask:
     linear: LinearGaussian | None = None
     project: Callable[[torch.Tensor], torch.Tensor] | None = None
     report: Callable[[torch.Tensor], dict[str, float]] | None = None
+    motion_blur_px: float = 1.0

@@ -129,7 +129,7 @@ def test_truth_metrics_agree_with_skimage():
     rng = np.random.default_rng(5)
     truth = rng.random((4, 16, 16))
     pred = np.clip(truth + 0.05 * rng.standard_normal((2, 4, 16, 16)), 0, 1)
-    m = run.truth_metrics(pred, truth)
+    m = run.truth_metrics(pred, truth, 1.0)
     ref = np.mean([peak_signal_noise_ratio(truth[t], pred[1, t], data_range=1.0) for t in range(4)])
     assert m["psnr"][1] == pytest.approx(ref, rel=1e-6)
     dref = np.mean([peak_signal_noise_ratio(np.diff(truth, axis=0)[t], np.diff(pred[0], axis=0)[t], data_range=1.0)

@@ -1,0 +1,90 @@
+"""benchmarks/quality_table.py (every method, resumable, torchrun) and benchmarks/paper_scale.py, on smoke settings."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _env() -> dict:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+
+
+def test_jobs_are_spread_over_ranks_method_by_method():
+    qt = _load("quality_table")
+    cases, methods = [0, 1, 2, 3, 4], ["a", "b", "c"]
+    shares = [qt.jobs_of_rank(cases, methods, r, 2) for r in range(2)]
+    assert sorted(shares[0] + shares[1]) == sorted((c, m) for c in cases for m in methods)
+    for m in methods:  # every method's cases split 3 / 2 or 2 / 3, not all on one rank
+        assert sorted(sum(1 for j in s if j[1] == m) for s in shares) == [2, 3]
+    assert shares[0] == sorted(shares[0], key=lambda j: (j[0], methods.index(j[1])))  # case by case
+    assert qt.domain_methods("blackhole")[-2:] == ("RML", "static-truth")
+    assert {"CG-SENSE", "TV", "L+S", "STeP", "SVI", "VISION-XL", "TCVR"} <= set(qt.domain_methods("mri"))
+
+
+@pytest.mark.slow
+def test_quality_table_run_resume_and_summarize(tmp_path, capsys):
+    qt = _load("quality_table")
+    runs = {"mri": "IDM,TV,static-truth", "blackhole": "IDM,RML"}
+    for domain, methods in runs.items():
+        out = tmp_path / domain
+        args = ["run", domain, "--quick", "--cases", "1", "--samples", "1", "--methods", methods, "--out", str(out)]
+        assert qt.main(args) == 0
+        text = capsys.readouterr().out
+        assert "| method | psnr | ssim | dpsnr | dssim | msnr |" in text and "s / sample" in text
+        assert f"quality_table.py run {domain} --cases 1 --samples 1 --seed 0 --quick --methods {methods}" in text
+        for m in methods.split(","):
+            row = json.loads(qt.result_path(out, m, 100000).read_text())
+            assert {"psnr", "ssim", "dpsnr", "dssim", "msnr", *qt.FIT[domain]} <= set(row["metrics"])
+            assert row["seconds_per_sample"] >= 0 and row["samples"] == 1
+        assert qt.main(args) == 0  # resumes: everything is done already
+        assert "done already" in capsys.readouterr().err
+        with pytest.raises(SystemExit, match="other settings"):
+            qt.main([*args[:-2], "--seed", "1", "--out", str(out)])
+    static = json.loads(qt.result_path(tmp_path / "mri", "static-truth", 100000).read_text())
+    assert static["metrics"]["msnr"] == [0.0]
+    assert qt.main(["summarize", "blackhole", "--out", str(tmp_path / "blackhole")]) == 0
+    assert "| RML |" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_quality_table_under_torchrun_two_processes(tmp_path):
+    out = tmp_path / "mri"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           str(ROOT / "benchmarks" / "quality_table.py"), "run", "mri", "--quick", "--cases", "2", "--samples", "1",
+           "--methods", "CG-SENSE,static-truth", "--out", str(out)]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    for case in (100000, 100001):
+        for m in ("CG-SENSE", "static-truth"):
+            assert (out / m / f"case_{case}.json").is_file()
+    assert "rank 0/2" in res.stderr and "rank 1/2" in res.stderr
+    assert res.stdout.count("| CG-SENSE |") == 1 and "2 held-out cases" in res.stdout  # rank 0 only
+    assert not list(out.rglob("*.lock"))
+
+
+@pytest.mark.slow
+def test_paper_scale_smoke_on_cpu(tmp_path):
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "paper_scale.py"), "mri", "--config",
+           str(ROOT / "configs" / "prior_mri_tiny.yaml"), "--annealing-steps", "1", "--ode-steps", "2",
+           "--mcmc-steps", "1", "--device", "cpu", "--threads", "1", "--json", str(tmp_path / "r.json")]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    (r,) = json.loads((tmp_path / "r.json").read_text())
+    assert r["paper_seconds"] == 332.0 and r["paper_memory_gb"] == 23.0 and not r["paper_preset"]
+    assert r["seconds_per_sample"] > 0 and r["peak_memory_gb"] > 0 and r["peak_memory_kind"] == "process peak RSS"
+    assert "x the paper's 332 s" in res.stdout
