@@ -11,7 +11,7 @@ Sample k depends on ``seed + k`` alone (:mod:`common.methods.base`), hence on ne
 that drew it: a resumed run (``--resume``) reuses the stored samples and draws the missing ones, and the final
 outputs equal an uninterrupted run's. The identity records what the samples depend on: the task (its attributes,
 coordinates, truth and the log-likelihood of a fixed probe video, which fingerprints the measured data), the prior
-files (SHA-256), the method settings, the seed, the device type and the torch version; resuming with any of them
+files (SHA-256 of their content), the method settings, the seed, the device type and the torch version; resuming with any of them
 changed is refused. :class:`MemoryStore` keeps the samples of a run without a work folder in memory.
 """
 
@@ -51,6 +51,11 @@ def _array_digest(values: Any) -> str:
     return _sha256(np.ascontiguousarray(np.asarray(values)).tobytes())
 
 
+def _file_digest(path: str) -> str:
+    """SHA-256 of a prior file, or its name for networks that did not come from a file."""
+    return _sha256(Path(path).read_bytes()) if Path(path).is_file() else str(path)
+
+
 def likelihood_probe(task: ReconTask, device: torch.device) -> str:
     """``log p(y | x)`` of a fixed smooth probe video ``[1, T, C, H, W]`` (network units, values in [0.1, 0.9]),
     8 significant digits: it changes when the measured data, their error bars or the forward model change."""
@@ -68,7 +73,7 @@ def run_identity(task: ReconTask, priors: Priors, seed: int, setting: str, metho
             "coords": _sha256(json.dumps({k: _array_digest(v) for k, (v, _) in sorted(task.coords.items())}).encode()),
             "truth": None if task.truth is None else _array_digest(task.truth),
             "likelihood_probe": likelihood_probe(task, priors.device),
-            "priors": {k: _sha256(Path(p).read_bytes()) for k, p in sorted(priors.paths.items()) if p},
+            "priors": {k: _file_digest(p) for k, p in sorted(priors.paths.items()) if p},
             "method": method, "settings": {k: v for k, v in settings.items() if k not in IGNORED_SETTINGS},
             "seed": seed, "setting": setting, "device_type": priors.device.type, "torch": torch.__version__}
 
