@@ -5,8 +5,8 @@ A demo or reconstruction command parses its flags here (:func:`add_arguments`), 
 :class:`~common.methods.Method` objects (:func:`parse_methods`, the only name lookup), picks each method's settings for
 ``--quick`` / ``--quality`` (:func:`method_plan`: the domain's DAPS presets for STeP, IDM+BCS and IDM with the
 ``--data-step``/``--perturb``/``--temperature``/``--radius-floor`` overrides; the method's own presets for SVI,
-VISION-XL and TCVR) and hands typed objects to :mod:`common.recon.run` (:func:`sample_and_write`). The ``stepvip demo`` group
-(:func:`register`) finds the domain demos through the entry-point group ``stepvip.demos``
+VISION-XL and TCVR) and hands typed objects to :mod:`common.recon.run` (:func:`sample_and_write`). The
+``stepvip demo`` group (:func:`register`) finds the domain demos through the entry-point group ``stepvip.demos``
 (``name = "package.module:run"``, ``run(args) -> int``), so ``common`` imports no domain.
 """
 
@@ -88,8 +88,8 @@ def sample_and_write(args: argparse.Namespace, task: ReconTask, priors: Priors, 
     ``WORLD_SIZE > 1`` process r draws the samples k with k % world == r into the same work folder; after a
     barrier rank 0 merges them and writes the outputs, the other ranks raise :class:`OtherRank`. The work folder
     is removed once the outputs are in place (after the rename of :func:`all_or_nothing`, when run inside it)."""
-    from common.distributed import DistInfo, env_world_size, leave_distributed, setup_distributed
-    from common.recon.run import collect, draw_samples
+    from common.distributed import leave_distributed
+    from common.recon.run import run_stored
     from common.recon.sample_store import SampleStore, run_identity, work_folder
 
     key = setting_key(args)
@@ -99,24 +99,13 @@ def sample_and_write(args: argparse.Namespace, task: ReconTask, priors: Priors, 
         raise DemoError(f"--samples must be >= 1, got {n}")
     store = SampleStore(work_folder(Path(getattr(args, "final_out", out))),
                         {m.name: run_identity(task, priors, args.seed, key, m.name, settings_dict(s)) for m, s in plan})
-    resume = bool(getattr(args, "resume", False))
-    if resume and not store.folder.exists():
-        print(f"[{task.name}] --resume: no unfinished run in {store.folder}; starting from the first sample",
-              file=sys.stderr, flush=True)
-    store.check(resume)  # before the process group: a refusal is the same one line on every rank
-    workers = setup_distributed() if env_world_size() > 1 else DistInfo(0, 1, priors.device)
     try:
-        workers.barrier()  # every rank checked the folder before rank 0 creates it
-        if workers.rank == 0:
-            store.create()
-        workers.barrier()
-        draw_samples(task, priors, plan, n, args.seed, store, workers.rank, workers.world_size)
-        workers.barrier()
+        result = run_stored(task, priors, plan, n, args.seed, args.modes, store, bool(getattr(args, "resume", False)))
     finally:
         leave_distributed()
-    if workers.rank != 0:
-        raise OtherRank(f"rank {workers.rank}: samples stored in {store.folder}")
-    posts, metrics = collect(task, plan, n, args.seed, args.modes, store)
+    if result is None:
+        raise OtherRank(f"samples stored in {store.folder}")
+    posts, metrics = result
     all_attrs = {**attrs, "settings": {m.name: settings_dict(s) for m, s in plan}, "setting": key,
                  "seed": args.seed, "samples": n, "seeds": f"sample k of every method: seed {args.seed} + k",
                  "priors": priors.paths}

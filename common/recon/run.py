@@ -107,3 +107,30 @@ def run_task(task: ReconTask, priors: Priors, plan: list[tuple[Method, Any]], n_
     store = MemoryStore() if store is None else store
     draw_samples(task, priors, plan, n_samples, seed, store)
     return collect(task, plan, n_samples, seed, n_modes, store)
+
+
+def run_stored(task: ReconTask, priors: Priors, plan: list[tuple[Method, Any]], n_samples: int, seed: int,
+               n_modes: int, store: SampleStore, resume: bool
+               ) -> tuple[list[MethodPosterior], dict[str, dict[str, float]]] | None:
+    """:func:`run_task` through the work folder ``store`` (:mod:`common.recon.sample_store`), resumable and split
+    across torchrun processes: ``store`` is refused if it exists without ``resume`` or holds another run's samples;
+    with ``WORLD_SIZE > 1`` (the process group is joined here, :func:`common.distributed.setup_distributed`;
+    the caller leaves it) process r draws samples k with k % world == r, and after a barrier rank 0 returns
+    ``(posteriors, metrics)`` of all of them, the other ranks None. The caller removes ``store`` once its outputs
+    are in place."""
+    from common.distributed import DistInfo, env_world_size, setup_distributed
+
+    if resume and not store.folder.exists():
+        print(f"[{task.name}] --resume: no unfinished run in {store.folder}; starting from the first sample",
+              file=sys.stderr, flush=True)
+    store.check(resume)  # before the process group: a refusal is the same one line on every rank
+    workers = setup_distributed() if env_world_size() > 1 else DistInfo(0, 1, priors.device)
+    workers.barrier()  # every rank checked the folder before rank 0 creates it
+    if workers.rank == 0:
+        store.create()
+    workers.barrier()
+    draw_samples(task, priors, plan, n_samples, seed, store, workers.rank, workers.world_size)
+    workers.barrier()
+    if workers.rank != 0:
+        return None
+    return collect(task, plan, n_samples, seed, n_modes, store)

@@ -11,8 +11,8 @@ Sample k depends on ``seed + k`` alone (:mod:`common.methods.base`), hence on ne
 that drew it: a resumed run (``--resume``) reuses the stored samples and draws the missing ones, and the final
 outputs equal an uninterrupted run's. The identity records what the samples depend on: the task (its attributes,
 coordinates, truth and the log-likelihood of a fixed probe video, which fingerprints the measured data), the prior
-files (SHA-256 of their content), the method settings, the seed, the device type and the torch version; resuming with any of them
-changed is refused. :class:`MemoryStore` keeps the samples of a run without a work folder in memory.
+files (SHA-256 of their content), the method settings, the seed, the device type and the torch version; resuming
+with any of them changed is refused. :class:`MemoryStore` keeps the samples of a run without a work folder in memory.
 """
 
 from __future__ import annotations
