@@ -167,12 +167,19 @@ def _resolve_mask(args: argparse.Namespace, case: CineFile | None, full: bool, k
 
 def _reconstruct(args: argparse.Namespace) -> int:
     """``stepvip mri reconstruct``: one line on stderr and exit code 2 for any problem found in the input."""
+    from common.distributed import leave_distributed
+    from common.recon.cli import OtherRank
+
     try:
         _check_reconstruct_options(args)
         return _reconstruct_checked(args)
+    except OtherRank:  # a torchrun rank > 0: its samples are stored, rank 0 writes the outputs
+        return 0
     except (DemoError, MatFileError, FileNotFoundError, UsageError) as exc:
         print(f"stepvip mri reconstruct: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        leave_distributed()
 
 
 def _check_reconstruct_options(args: argparse.Namespace) -> None:

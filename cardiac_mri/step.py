@@ -301,10 +301,14 @@ def reconstruct_file(args: argparse.Namespace, kspace: np.ndarray, mask: torch.T
     (zeros where not sampled) is sampled on the prior's grid, moved back to the acquisition matrix and made
     consistent with all measured k-space (:mod:`cardiac_mri.fullres`); per slice ``out/<stem>_slice_XX/`` gets the
     full-resolution posterior (``samples.nc``, ``uq.json``, figures). Returns the posterior mean, complex
-    ``(t, slice, ny, nx)`` in image units (the caller writes the submission)."""
+    ``(t, slice, ny, nx)`` in image units (the caller writes the submission). The grid samples of a slice go through
+    the work folder ``out/<stem>_slice_XX.partial`` (:func:`common.recon.run.run_stored`: ``--resume``, and under
+    torchrun split across the processes; rank > 0 raises :class:`~common.recon.cli.OtherRank` at the end)."""
     from cardiac_mri.coils import read_maps
+    from common.recon.cli import OtherRank
     from common.recon.outputs import write_outputs
-    from common.recon.run import run_task
+    from common.recon.run import run_stored
+    from common.recon.sample_store import SampleStore, run_identity, work_folder
 
     priors = load_mri_priors(args)
     size = prior_image_size(priors)
@@ -327,7 +331,13 @@ def reconstruct_file(args: argparse.Namespace, kspace: np.ndarray, mask: torch.T
         lik = user_likelihood(op, y)
         attrs = {"input": str(args.input), "slice": s}
         task = mri_task(lik, kspace.shape[0], size, attrs=attrs, noise_std=full_resolution_noise(k_slice, mask, size))
-        posts, _ = run_task(task, priors, plan, n, args.seed, args.modes)
+        folder = out / f"{Path(name).stem}_slice_{s:02d}"
+        store = SampleStore(work_folder(folder), {m.name: run_identity(task, priors, args.seed, key, m.name,
+                                                                         settings_dict(c)) for m, c in plan})
+        result = run_stored(task, priors, plan, n, args.seed, args.modes, store, bool(getattr(args, "resume", False)))
+        if result is None:  # a torchrun rank > 0: its samples are stored, rank 0 writes this slice
+            continue
+        posts, _ = result
         full_task = full_resolution_task(op_full, y_full, kspace.shape[0], {**task.attrs, "grid_size": size})
         full_posts, reports = [], {}
         for p in posts:
@@ -343,9 +353,11 @@ def reconstruct_file(args: argparse.Namespace, kspace: np.ndarray, mask: torch.T
                                         f"(A^H A + lam I) x = A^H y + lam x_up, lam {lam}, at most {iters} CG "
                                         "iterations from x_up",
                      "data_consistency": json.dumps(reports)}
-        folder = out / f"{Path(name).stem}_slice_{s:02d}"
         write_outputs(folder, full_task, full_posts, metrics, all_attrs)
+        store.remove()
         print(f"{method} slice {s}: misfit {metrics[method]['misfit']:.4g} (data units); wrote {folder}/",
               file=sys.stderr)
         means.append(full_posts[0].mean_sample())
+    if not means:
+        raise OtherRank(f"samples of {args.input} stored")
     return np.stack(means, axis=1)

@@ -171,6 +171,14 @@ CASES = [
                                                            "--out", str(o / "x.uvfits")], 2, "does not exist"),
     ("bh-simulate-fov0", "bh", lambda f, o: ["blackhole", "simulate", "--movie", str(f["ring"]), "--out",
                                              str(o.parent / "x.uvfits"), "--fov-uas", "0"], 2, "--fov-uas"),
+    *[(f"demo-{d}{opt}{val}", None,
+       lambda f, o, d=d, opt=opt, val=val: ["demo", d, "--out", str(o), "--quick", opt, val],
+       2, f"{opt} must be {want}, got {val}")
+      for d in ("mri", "blackhole")
+      for opt, val, want in (("--samples", "0", ">= 1"), ("--modes", "0", ">= 1"), ("--seed", "-1", ">= 0"),
+                             ("--case", "-1", ">= 0"), ("--temperature", "0", "a finite number > 0"),
+                             ("--temperature", "nan", "a finite number > 0"),
+                             ("--radius-floor", "-1", "a finite number >= 0"))],
     ("train-missing-config", None, lambda f, o: ["train", "image", "--config", str(o.parent / "no.yaml"), "--out",
                                                  str(o)], 2, "not found"),
     ("train-steps-0", None, lambda f, o: ["train", "image", "--config", "configs/prior_bh_tiny.yaml", "--out",

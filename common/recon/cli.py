@@ -5,8 +5,8 @@ A demo or reconstruction command parses its flags here (:func:`add_arguments`), 
 :class:`~common.methods.Method` objects (:func:`parse_methods`, the only name lookup), picks each method's settings for
 ``--quick`` / ``--quality`` (:func:`method_plan`: the domain's DAPS presets for STeP, IDM+BCS and IDM with the
 ``--data-step``/``--perturb``/``--temperature``/``--radius-floor`` overrides; the method's own presets for SVI,
-VISION-XL and TCVR) and hands typed objects to :func:`common.recon.run.run_task`. The ``stepvip demo`` group
-(:func:`register`) finds the domain demos through the entry-point group ``stepvip.demos``
+VISION-XL and TCVR) and hands typed objects to :mod:`common.recon.run` (:func:`sample_and_write`). The
+``stepvip demo`` group (:func:`register`) finds the domain demos through the entry-point group ``stepvip.demos``
 (``name = "package.module:run"``, ``run(args) -> int``), so ``common`` imports no domain.
 """
 
@@ -14,18 +14,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from common.distributed import rank_device
 from common.io import OutputPathError, atomic_folder, output_folder_writable
 from common.methods import METHODS, Method
 from common.recon.errors import DemoError
 from common.recon.outputs import write_outputs
 from common.recon.prior_set import Priors, check_channels, load_priors, resolve_prior_paths
-from common.recon.run import run_task
 from common.recon.task import ReconTask
 from common.sampling import PRESETS, DAPSConfig
 from common.sampling.config import DATA_STEPS, PERTURBATIONS
@@ -38,7 +39,7 @@ def priors_from_args(args: argparse.Namespace, default: Callable[[], dict], chan
     """The priors named by ``--prior/--vae/--image/--video`` (default: ``default()``, the shipped ones), checked to
     take ``channels``-channel frames (``domain`` names the expected layout in the error)."""
     paths = resolve_prior_paths(args.prior, {"vae": args.vae, "image": args.image, "video": args.video}, default)
-    return check_channels(load_priors(paths, map_location=args.device), channels, domain)
+    return check_channels(load_priors(paths, map_location=rank_device(args.device)), channels, domain)
 
 
 def parse_methods(text: str) -> tuple[Method, ...]:
@@ -68,20 +69,43 @@ def settings_dict(settings: Any) -> dict:
     return settings.to_dict() if hasattr(settings, "to_dict") else dataclasses.asdict(settings)
 
 
+class OtherRank(Exception):
+    """Raised on a torchrun process of rank > 0 once its samples are stored: rank 0 merges and writes the outputs;
+    :func:`all_or_nothing` turns it into exit code 0 with nothing written by this process."""
+
+
 def sample_and_write(args: argparse.Namespace, task: ReconTask, priors: Priors, out: Path, attrs: dict,
                      presets: Callable[[str], dict[str, DAPSConfig]], default_samples: dict[str, int],
                      methods: tuple[Method, ...]) -> dict[str, dict[str, float]]:
     """Shared tail of every demo and reconstruction: the settings of ``--quick``/``--quality``
     (:func:`method_plan`; ``presets(setting)`` are the domain's DAPS presets), ``--samples`` (default
-    ``default_samples[setting]``), sampling (:func:`~common.recon.run.run_task`) and
-    :func:`~common.recon.outputs.write_outputs` into ``out``, with the settings and seeds in the attributes.
-    Returns the metrics."""
+    ``default_samples[setting]``), sampling and :func:`~common.recon.outputs.write_outputs` into ``out``, with the
+    settings and seeds in the attributes. Returns the metrics.
+
+    Each finished sample is stored at once in the work folder ``<final out>.partial``
+    (:mod:`common.recon.sample_store`); ``--resume`` reuses the samples found there (refused if they belong to
+    another run), and without it an existing work folder is refused, never overwritten. Under ``torchrun`` with
+    ``WORLD_SIZE > 1`` process r draws the samples k with k % world == r into the same work folder; after a
+    barrier rank 0 merges them and writes the outputs, the other ranks raise :class:`OtherRank`. The work folder
+    is removed once the outputs are in place (after the rename of :func:`all_or_nothing`, when run inside it)."""
+    from common.distributed import leave_distributed
+    from common.recon.run import run_stored
+    from common.recon.sample_store import SampleStore, run_identity, work_folder
+
     key = setting_key(args)
     plan = method_plan(args, methods, presets)
     n = args.samples if args.samples is not None else default_samples[key]
     if n < 1:
         raise DemoError(f"--samples must be >= 1, got {n}")
-    posts, metrics = run_task(task, priors, plan, n, args.seed, args.modes)
+    store = SampleStore(work_folder(Path(getattr(args, "final_out", out))),
+                        {m.name: run_identity(task, priors, args.seed, key, m.name, settings_dict(s)) for m, s in plan})
+    try:
+        result = run_stored(task, priors, plan, n, args.seed, args.modes, store, bool(getattr(args, "resume", False)))
+    finally:
+        leave_distributed()
+    if result is None:
+        raise OtherRank(f"samples stored in {store.folder}")
+    posts, metrics = result
     all_attrs = {**attrs, "settings": {m.name: settings_dict(s) for m, s in plan}, "setting": key,
                  "seed": args.seed, "samples": n, "seeds": f"sample k of every method: seed {args.seed} + k",
                  "priors": priors.paths}
@@ -89,7 +113,26 @@ def sample_and_write(args: argparse.Namespace, task: ReconTask, priors: Priors, 
     if daps:
         all_attrs["daps_config"] = daps[0].to_dict()
     write_outputs(Path(out), task, posts, metrics, all_attrs)
+    on_commit = getattr(args, "on_commit", None)
+    if on_commit is None:
+        store.remove()
+    else:
+        on_commit.append(store.remove)
     return metrics
+
+
+def check_sampling_args(args: argparse.Namespace) -> None:
+    """The numeric options of :func:`add_sampling_arguments` (and ``--case``) in range, before any work: one-line
+    ``DemoError`` naming the option, what it expects and what it got."""
+    for name, low in (("samples", 1), ("modes", 1), ("seed", 0), ("case", 0)):
+        value = getattr(args, name, None)
+        if value is not None and value < low:
+            raise DemoError(f"--{name} must be >= {low}, got {value}")
+    for name, positive in (("temperature", True), ("radius_floor", False)):
+        value = getattr(args, name, None)
+        if value is not None and not (math.isfinite(value) and (value > 0 if positive else value >= 0)):
+            flag = "--" + name.replace("_", "-")
+            raise DemoError(f"{flag} must be a finite number {'> 0' if positive else '>= 0'}, got {value}")
 
 
 def add_arguments(parser: argparse.ArgumentParser, methods_default: tuple[str, ...] = DEMO_METHODS) -> None:
@@ -124,6 +167,8 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples", type=int, default=None, help="posterior samples per method (default: per setting)")
     parser.add_argument("--seed", type=int, default=0, help="sample k uses seed + k (same for every method)")
     parser.add_argument("--modes", type=int, default=3, help="number of k-means modes (at most the samples)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run: reuse the samples stored in <out>.partial (same command)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--device", default="cpu", help="torch device for the networks and likelihood, e.g. cuda")
 
@@ -176,11 +221,14 @@ def all_or_nothing(func: Callable[[argparse.Namespace], int]) -> Callable[[argpa
     """Run a command whose ``args.out`` is its own output folder inside :func:`common.io.atomic_folder`: it writes
     into a temporary sibling folder that replaces ``args.out`` as a whole only when the command succeeds, so the
     folder holds the old complete set of files or the new one (no stale files of an earlier run with other
-    methods), and an interrupted or failed run leaves it untouched. ``args.out`` is checked before any work."""
+    methods), and an interrupted or failed run leaves it untouched. ``args.out`` is checked before any work.
+    ``args.on_commit``: functions the command adds, called once the new folder is in place (removal of the sample
+    store). A torchrun process of rank > 0 (:class:`OtherRank`) writes nothing and exits 0."""
 
     def wrapped(args: argparse.Namespace) -> int:
         final = Path(args.out)
         output_folder_writable(final)
+        args.on_commit = []
         try:
             with atomic_folder(final) as tmp:
                 args.out, args.final_out = tmp, final  # final_out: for messages naming the folder
@@ -192,6 +240,10 @@ def all_or_nothing(func: Callable[[argparse.Namespace], int]) -> Callable[[argpa
                     raise _RunFailed(code)
         except _RunFailed as exc:
             return exc.code
+        except OtherRank:
+            return 0
+        for commit in args.on_commit:
+            commit()
         return code
 
     return wrapped
@@ -202,7 +254,17 @@ def add_demo_parser(subparsers, name: str, run: Callable[[argparse.Namespace], i
     p = subparsers.add_parser(name, help=help_text, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_arguments(p)
     p.add_argument("--case", type=int, default=None, help="held-out synthetic case index (default: the documented one)")
-    p.set_defaults(func=run_cli(all_or_nothing(run), f"stepvip demo {name}"))
+    p.set_defaults(func=run_cli(checked(all_or_nothing(run)), f"stepvip demo {name}"))
+
+
+def checked(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Run :func:`check_sampling_args` before the command."""
+
+    def wrapped(args: argparse.Namespace) -> int:
+        check_sampling_args(args)
+        return func(args)
+
+    return wrapped
 
 
 def demo_main(name: str, run: Callable[[argparse.Namespace], int], argv: list[str] | None = None) -> int:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +31,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from common import checkpoints
+from common.distributed import DistInfo, setup_distributed
 from common.io import atomic_path, atomic_write_text
 from common.nets.temporal import frame_offset
 from common.nets.unet import VideoUNet
@@ -51,30 +51,6 @@ from common.training.objectives import DiffusionObjective, VAEObjective
 from common.training.state import load_training_state, optimizer_from_flat, save_training_state
 
 STATE_FILE = "state.safetensors"
-
-
-@dataclasses.dataclass(frozen=True)
-class DistInfo:
-    rank: int
-    world_size: int
-    device: torch.device
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-
-def setup_distributed() -> DistInfo:
-    """Join the torchrun process group when ``WORLD_SIZE > 1`` (nccl if CUDA is available, else gloo)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    cuda = torch.cuda.is_available()
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if cuda else "gloo")
-    rank = dist.get_rank() if world > 1 else 0
-    local = int(os.environ.get("LOCAL_RANK", rank))
-    if cuda:
-        torch.cuda.set_device(local)
-    return DistInfo(rank, world, torch.device(f"cuda:{local}") if cuda else torch.device("cpu"))
 
 
 def load_datasets(cfg: PriorConfig) -> tuple[Dataset | None, Dataset | None]:
