@@ -5,8 +5,9 @@ Three ``common.checkpoints`` files (float16 safetensors + JSON config, loaded ba
 * ``vae.safetensors``: ``FrameVAE``, frames ``[1, 64, 64]`` (pixels = Jy/pixel divided by the movie's maximum,
   ``blackhole.movies`` "max" convention) <-> latents ``[1, 16, 16]``;
 * ``image.safetensors``: image ``VideoUNet`` (``temporal=False``) on latents ``[B, T, 1, 16, 16]``: the IDM prior;
-* ``video.safetensors``: spatiotemporal ``VideoUNet`` (STeP), fine-tuned from the image prior on whole 64-frame
-  movies (the frame count of the EHT 2017 Sgr A* track).
+* ``video.safetensors``: spatiotemporal ``VideoUNet`` (STeP), fine-tuned from the image prior on 16-frame clips of
+  64-frame movies (random frame offsets, so it is used on whole 64-frame movies: the frame count of the EHT 2017
+  Sgr A* track), temporal attention at every level.
 
 Both UNets are EDM-preconditioned denoisers ``unet(z, sigma, video=...) -> z0_hat``.
 """

@@ -45,7 +45,7 @@ def test_demo_outputs_open_and_metrics_match_truth(demo_out: Path):
     metrics = json.loads((demo_out / "metrics.json").read_text())
     assert list(metrics) == ["STeP", "IDM+BCS", "IDM"]
     for row in metrics.values():
-        assert set(row) == {"psnr", "ssim", "dpsnr", "dssim", "chi2_cp", "chi2_logca", "chi2_cp_of_mean",
+        assert set(row) == {"psnr", "ssim", "dpsnr", "dssim", "msnr", "chi2_cp", "chi2_logca", "chi2_cp_of_mean",
                             "chi2_logca_of_mean", "psnr_of_mean", "seconds_per_sample"}
         assert row["chi2_cp"] >= 1 and row["chi2_logca"] >= 1  # chi~2 of Eq. 4
         assert row["chi2_cp_of_mean"] >= 1 and row["chi2_logca_of_mean"] >= 1  # the FITS movie's own fit

@@ -48,7 +48,7 @@ def test_demo_outputs_open_and_metrics_match_truth(demo_out: Path):
     metrics = json.loads((demo_out / "metrics.json").read_text())
     assert list(metrics) == ["STeP", "IDM+BCS", "IDM"]
     for row in metrics.values():
-        assert set(row) == {"psnr", "ssim", "dpsnr", "dssim", "misfit", "misfit_of_mean", "psnr_of_mean",
+        assert set(row) == {"psnr", "ssim", "dpsnr", "dssim", "msnr", "misfit", "misfit_of_mean", "psnr_of_mean",
                             "seconds_per_sample"}
         assert 0 < row["misfit_of_mean"] <= row["misfit"] * (1 + 1e-6)  # ||A x - y|| is convex
     with xr.open_dataset(demo_out / "samples.nc", engine="h5netcdf") as ds:
@@ -190,7 +190,7 @@ def test_bad_inputs_fail_clearly_without_outputs(prior: Path, tmp_path: Path, ca
     assert demo_main(["--out", str(out), "--prior", str(prior), "--video", str(tmp_path / "v.safetensors")]) == 2
     assert "v.safetensors: file not found" in capsys.readouterr().err
     assert demo_main(["--out", str(out), "--prior", str(prior), "--quick", "--temperature", "-1"]) == 2
-    assert "--temperature -1.0: DAPSConfig: temperature must be > 0" in capsys.readouterr().err
+    assert "--temperature must be a finite number > 0, got -1.0" in capsys.readouterr().err
     assert demo_main(["--out", str(out), "--prior", str(prior), "--quick", "--methods", "SVI,DPS"]) == 2
     assert "--methods 'SVI,DPS': expected a comma-separated subset of STeP,IDM+BCS,IDM,SVI,VISION-XL,TCVR" in \
         capsys.readouterr().err
@@ -224,7 +224,9 @@ def test_presets():
     p = sampler_presets("paper")
     assert (p["paper"].annealing_steps, p["paper"].mcmc_steps, p["paper"].momentum) == (20, 53, 0.83)
     assert p["paper"].data_step == "latent" and p["default"].data_step == "linear-gaussian"
-    assert p["quick"].annealing_steps < p["default"].annealing_steps < p["paper"].annealing_steps
+    nfe = {k: c.annealing_steps * (c.ode_steps - 1) for k, c in p.items()}  # denoiser calls outside the MCMC
+    assert nfe["quick"] < nfe["default"] < nfe["paper"]
+    assert (p["default"].annealing_steps, p["default"].perturb) == (25, "data")  # pixel prior: many levels
 
 
 def test_shipped_prior_demo(tmp_path: Path):
