@@ -40,9 +40,7 @@ Usage (two processes on a 2-core machine; ``torchrun`` is the same as ``python -
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
 import sys
 import time
 import traceback
@@ -53,6 +51,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.distributed import LONG_WAIT, DistInfo, env_world_size, leave_distributed, setup_distributed
 from common.io import atomic_write_text
 from common.methods import METHODS
 from common.recon.prior_set import Priors, load_priors
@@ -227,7 +226,6 @@ def parse_methods(domain: str, text: str | None) -> list[str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
-    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     out = Path(args.out)
     methods = parse_methods(args.domain, args.methods)
     samples = args.samples or DEFAULT_SAMPLES[args.domain]
@@ -236,10 +234,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     stale = stale_results(out, [(c, m) for c in cases for m in methods], samples, args.seed, setting)
     if stale:
         raise SystemExit("results stored at other settings (use a new --out or delete them):\n  " + "\n  ".join(stale))
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.init_process_group("gloo", timeout=datetime.timedelta(hours=72))  # the barrier waits for the slowest
+    workers = setup_distributed(LONG_WAIT) if env_world_size() > 1 else DistInfo(0, 1, torch.device("cpu"))
+    rank, world = workers.rank, workers.world_size
     todo = jobs_of_rank(cases, methods, rank, world)
     failed = []
     for i, (case, method) in enumerate(todo):
@@ -260,11 +256,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         atomic_write_text(path, json.dumps(row, indent=1))
         print(f"{tag}: {time.perf_counter() - t0:.0f} s ({row['seconds_per_sample']} s / sample) -> {path}",
               file=sys.stderr, flush=True)
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
-        dist.destroy_process_group()
+    workers.barrier()
+    leave_distributed()
     if rank == 0:
         missing = [result_path(out, m, c) for c in cases for m in methods if not result_path(out, m, c).exists()]
         if missing:

@@ -11,6 +11,7 @@ asked for CUDA.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import os
 
 import torch
@@ -40,12 +41,18 @@ def env_world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def setup_distributed() -> DistInfo:
-    """Join the torchrun process group when ``WORLD_SIZE > 1`` (nccl if CUDA is available, else gloo)."""
+LONG_WAIT = datetime.timedelta(hours=72)
+"""Collective timeout for work split unevenly (posterior samples, quality-table jobs): the final barrier waits for
+the slowest process, which torch's default (30 min for gloo) would cut short on long runs."""
+
+
+def setup_distributed(timeout: datetime.timedelta | None = None) -> DistInfo:
+    """Join the torchrun process group when ``WORLD_SIZE > 1`` (nccl if CUDA is available, else gloo), with the
+    collective ``timeout`` (None: torch's default)."""
     world = env_world_size()
     cuda = torch.cuda.is_available()
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if cuda else "gloo")
+        dist.init_process_group("nccl" if cuda else "gloo", **({} if timeout is None else {"timeout": timeout}))
     rank = dist.get_rank() if world > 1 else 0
     local = int(os.environ.get("LOCAL_RANK", rank))
     if cuda:

@@ -119,13 +119,13 @@ def run_stored(task: ReconTask, priors: Priors, plan: list[tuple[Method, Any]], 
     the caller leaves it) process r draws samples k with k % world == r, and after a barrier rank 0 returns
     ``(posteriors, metrics)`` of all of them, the other ranks None. The caller removes ``store`` once its outputs
     are in place."""
-    from common.distributed import DistInfo, env_world_size, setup_distributed
+    from common.distributed import LONG_WAIT, DistInfo, env_world_size, setup_distributed
 
     if resume and not store.folder.exists():
         print(f"[{task.name}] --resume: no unfinished run in {store.folder}; starting from the first sample",
               file=sys.stderr, flush=True)
     store.check(resume)  # before the process group: a refusal is the same one line on every rank
-    workers = setup_distributed() if env_world_size() > 1 else DistInfo(0, 1, priors.device)
+    workers = setup_distributed(LONG_WAIT) if env_world_size() > 1 else DistInfo(0, 1, priors.device)
     workers.barrier()  # every rank checked the folder before rank 0 creates it
     if workers.rank == 0:
         store.create()

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from common.io import atomic_path, atomic_write_text
 from common.posterior import variable_name
@@ -133,10 +133,8 @@ class SampleStore:
         """``(x [1, T, C, H, W], seconds)`` of stored sample ``k``."""
         from safetensors import safe_open
 
-        path = self.path(method, k)
-        with safe_open(str(path), framework="pt") as fh:
-            seconds = float(fh.metadata()["seconds"])
-        return load_file(str(path))["x"], seconds
+        with safe_open(str(self.path(method, k)), framework="pt") as fh:
+            return fh.get_tensor("x"), float(fh.metadata()["seconds"])
 
     def remove(self) -> None:
         """Delete the work folder (after the final outputs are in place)."""
