@@ -27,7 +27,6 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from blackhole.fits_io import read_fits_frame
 
 NORMALISATIONS = ("max", "flux", "none")
 
@@ -48,7 +47,12 @@ def load_movie(path: str | Path) -> np.ndarray:
             raise ValueError(f"movie folder {path}: no .npy or .fits frames found")
         frames = []
         for f in npys or fitss:
-            arr = np.load(f, allow_pickle=False) if npys else read_fits_frame(f)[0]
+            if npys:
+                arr = np.load(f, allow_pickle=False)
+            else:
+                from blackhole.fits_io import read_fits_frame  # astropy only for FITS folders
+
+                arr = read_fits_frame(f)[0]
             if arr.ndim != 2:
                 raise ValueError(f"movie frame {f}: expected a 2-D image, got shape {arr.shape}")
             if frames and arr.shape != frames[0].shape:
