@@ -27,7 +27,6 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-
 NORMALISATIONS = ("max", "flux", "none")
 
 

@@ -58,11 +58,13 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         raise CheckpointError(f"checkpoint {path}: not a readable safetensors file ({exc})") from exc
 
 
-def save(module: nn.Module, path: str | Path, dtype: torch.dtype | None = None) -> None:
+def save(module: nn.Module, path: str | Path, dtype: torch.dtype | None = None,
+         info: dict[str, Any] | None = None) -> None:
     """Save a model whose class is in ``MODEL_CLASSES`` (it must carry its config dataclass as ``.config``).
 
     ``dtype`` (a floating dtype, e.g. ``torch.float16``): cast the floating-point tensors to it before writing
-    (integer buffers are kept); ``None`` writes them as they are.
+    (integer buffers are kept); ``None`` writes them as they are. ``info``: JSON-serialisable facts about the
+    training (e.g. ``trained_frames``) stored beside the config in the metadata; ``read_info`` returns them.
     """
     name = type(module).__name__
     if name not in MODEL_CLASSES or not isinstance(module, MODEL_CLASSES[name][0]):
@@ -73,7 +75,23 @@ def save(module: nn.Module, path: str | Path, dtype: torch.dtype | None = None) 
     if dtype is not None:
         state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     meta = {"class": name, "config": config_to_dict(module.config), "version": __version__}
+    reserved = set(meta) & set(info or {})
+    if reserved:
+        raise CheckpointError(f"checkpoints.save: info may not set the reserved keys {sorted(reserved)}")
+    meta |= dict(info or {})
     atomic_save_tensors(state, path, {METADATA_KEY: json.dumps(meta)})
+
+
+def read_info(path: str | Path) -> dict[str, Any]:
+    """The training facts saved with ``save(..., info=...)`` in checkpoint ``path`` (``{}`` when there are none)."""
+    meta = read_metadata(path)
+    try:
+        stored = json.loads(meta.get(METADATA_KEY, "{}"))
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"checkpoint {path}: malformed '{METADATA_KEY}' metadata ({exc})") from exc
+    if not isinstance(stored, dict):
+        raise CheckpointError(f"checkpoint {path}: '{METADATA_KEY}' metadata is not a JSON object")
+    return {k: v for k, v in stored.items() if k not in ("class", "config", "version")}
 
 
 def read_config(path: str | Path) -> tuple[str, Any]:

@@ -96,8 +96,9 @@ def ship(out: Path, dest: Path) -> None:
     """float16 EMA weights and the logs of both stages into ``dest``."""
     dest.mkdir(parents=True, exist_ok=True)
     for stage in ("image", "video"):
-        model = checkpoints.load(out / stage / "ema.safetensors")
-        checkpoints.save(model, dest / f"{stage}.safetensors", dtype=torch.float16)
+        src = out / stage / "ema.safetensors"
+        checkpoints.save(checkpoints.load(src), dest / f"{stage}.safetensors", dtype=torch.float16,
+                         info=checkpoints.read_info(src))
         (dest / "training" / stage).mkdir(parents=True, exist_ok=True)
         for name in ("log.jsonl", "loss.png", "config.yaml"):
             if (out / stage / name).exists():

@@ -41,6 +41,13 @@ def test_recipe_trains_ships_and_reports_a_tiny_prior(tmp_path, domain, monkeypa
         net = checkpoints.load(tmp_path / "ship" / f"{stage}.safetensors")
         assert net.config.temporal == (stage == "video") and net.config.patch == 2
         assert (tmp_path / "ship" / "training" / stage / "log.jsonl").exists()
+        # the video stage records the movie length its frame positions saw; shipping keeps it
+        expect = {"trained_frames": 6} if stage == "video" else {}
+        assert checkpoints.read_info(tmp_path / "ship" / f"{stage}.safetensors") == expect
+    if domain == "bh":
+        from blackhole.priors import prior_frames
+
+        assert prior_frames(tmp_path / "ship" / "video.safetensors")[0] == 6
     rep = json.loads((tmp_path / "ship" / "report" / "report.json").read_text())
     assert rep["round_trip"] is None and "video_over_image" in rep["temporal_roughness"]
     logged = (tmp_path / "run" / "video" / "log.jsonl").read_text()

@@ -340,8 +340,11 @@ def train_stage(stage: str, cfg: PriorConfig, out_dir: str | Path, *, resume: bo
                       f"checkpoint saved (--resume continues)", flush=True)
             break
     if main:
-        checkpoints.save(ema.module, out / "ema.safetensors")
-        checkpoints.save(model, out / "model.safetensors")
+        # the movie length the video prior's frame positions were trained on (clips of it at random offsets):
+        # the default frame count of a reconstruction (e.g. blackhole.priors.prior_frames)
+        facts = {"trained_frames": int(videos[0].shape[0])} if stage == "video" and videos is not None else None
+        checkpoints.save(ema.module, out / "ema.safetensors", info=facts)
+        checkpoints.save(model, out / "model.safetensors", info=facts)
     if info.enabled:
         dist.barrier()
     return ema.module.cpu().eval()

@@ -7,7 +7,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from common.checkpoints import METADATA_KEY, CheckpointError, load, read_config, save
+from common.checkpoints import METADATA_KEY, CheckpointError, load, read_config, read_info, save
 from common.nets import FrameVAE, UNetConfig, VAEConfig, VideoUNet
 
 UNET = UNetConfig(in_channels=1, image_size=8, channels=(8, 16), attn_levels=(1,), temporal_attn_levels=(1,),
@@ -36,6 +36,18 @@ def test_round_trip_rebuilds_module_and_weights(tmp_path, model):
     if isinstance(model, VideoUNet):
         z = torch.randn(1, 3, 1, 8, 8)
         assert torch.equal(model.eval()(z, torch.tensor([1.0])), back(z, torch.tensor([1.0])))
+
+
+def test_training_info_is_stored_beside_the_config_and_read_back(tmp_path):
+    model = VideoUNet(UNET)
+    plain, noted = tmp_path / "plain.safetensors", tmp_path / "noted.safetensors"
+    save(model, plain)
+    save(model, noted, dtype=torch.float16, info={"trained_frames": 64})
+    assert read_info(plain) == {} and read_info(noted) == {"trained_frames": 64}
+    assert read_config(noted) == read_config(plain) and load(noted).config == model.config
+    with pytest.raises(CheckpointError, match="reserved keys \\['config'\\]"):
+        save(model, tmp_path / "bad.safetensors", info={"config": {}})
+    assert not (tmp_path / "bad.safetensors").exists()
 
 
 def test_float16_save_halves_size_and_loads_back_as_float32(tmp_path):
