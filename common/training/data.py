@@ -153,18 +153,17 @@ def augment(x: torch.Tensor, generator: torch.Generator, hflip: bool = True, vfl
         re, im = v[:, :, 0], v[:, :, 1]
         cos, sin = cos.view(b, 1, 1, 1), sin.view(b, 1, 1, 1)
         v = torch.stack([cos * re - sin * im, sin * re + cos * im], dim=2)
-    out = []
-    for i in range(b):
-        s = v[i]
-        if hflip and draws[i, 0] < 0.5:
-            s = s.flip(-1)
-        if vflip and draws[i, 1] < 0.5:
-            s = s.flip(-2)
-        if zoom > 0:
-            scale = 1.0 + zoom * (2.0 * float(draws[i, 2]) - 1.0)
-            theta = torch.tensor([[1.0 / scale, 0.0, 0.0], [0.0, 1.0 / scale, 0.0]], dtype=s.dtype, device=s.device)
-            grid = F.affine_grid(theta.expand(t, 2, 3), [t, c, h, w], align_corners=False)
-            s = F.grid_sample(s, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        out.append(s)
-    res = torch.stack(out)
-    return res if video else res[:, 0]
+    dev = v.device
+    if hflip:  # one batched select per transform: a few kernels whatever the batch (GPU training)
+        v = torch.where((draws[:, 0] < 0.5).to(dev).view(b, 1, 1, 1, 1), v.flip(-1), v)
+    if vflip:
+        v = torch.where((draws[:, 1] < 0.5).to(dev).view(b, 1, 1, 1, 1), v.flip(-2), v)
+    if zoom > 0:
+        inv_scale = 1.0 / (1.0 + zoom * (2.0 * draws[:, 2].double() - 1.0))  # [B], > 1 zooms in
+        theta = torch.zeros(b, 2, 3, dtype=v.dtype)
+        theta[:, 0, 0] = theta[:, 1, 1] = inv_scale.to(v.dtype)
+        theta = theta.to(dev).repeat_interleave(t, dim=0)  # one transform per sample, shared by its frames
+        grid = F.affine_grid(theta, [b * t, c, h, w], align_corners=False)
+        v = F.grid_sample(v.reshape(b * t, c, h, w), grid, mode="bilinear", padding_mode="zeros",
+                          align_corners=False).reshape(b, t, c, h, w)
+    return v if video else v[:, 0]

@@ -69,8 +69,9 @@ class _Batcher:
         self.sc = cfg.stage(stage)
 
     def _aug(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """Augment on the training device (batched: a few kernels per step; the draws come from ``g`` on the CPU)."""
         d = self.cfg.data
-        return augment(x, g, d.hflip, d.vflip, d.zoom, d.phase_rotation)
+        return augment(x.to(self.device), g, d.hflip, d.vflip, d.zoom, d.phase_rotation)
 
     @torch.no_grad()
     def _latent(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
