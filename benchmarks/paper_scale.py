@@ -20,7 +20,7 @@ Usage::
 
     python benchmarks/paper_scale.py                          # both domains, paper sizes, untrained priors
     python benchmarks/paper_scale.py blackhole --prior runs/prior_bh_paper
-    python benchmarks/paper_scale.py mri --config configs/prior_mri_tiny.yaml --annealing-steps 1 --ode-steps 1 \\
+    python benchmarks/paper_scale.py mri --config configs/prior_mri_tiny.yaml --annealing-steps 1 --ode-steps 2 \\
         --mcmc-steps 1                                        # CPU smoke run (tests/test_quality_table.py)
 """
 
