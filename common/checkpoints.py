@@ -26,6 +26,7 @@ from common.nets.unet import VideoUNet
 from common.nets.vae import FrameVAE
 
 METADATA_KEY = "stepvip"
+RESERVED_KEYS = ("class", "config", "version")  # metadata fields save() writes itself; the rest is training info
 MAX_PARAMETERS = 2_000_000_000  # 8 GB of float32: far above any STeP network (paper scale: 132M), a guard only
 MODEL_CLASSES: dict[str, tuple[type[nn.Module], type]] = {
     "VideoUNet": (VideoUNet, UNetConfig),
@@ -75,34 +76,39 @@ def save(module: nn.Module, path: str | Path, dtype: torch.dtype | None = None,
     if dtype is not None:
         state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     meta = {"class": name, "config": config_to_dict(module.config), "version": __version__}
-    reserved = set(meta) & set(info or {})
+    reserved = set(RESERVED_KEYS) & set(info or {})
     if reserved:
         raise CheckpointError(f"checkpoints.save: info may not set the reserved keys {sorted(reserved)}")
     meta |= dict(info or {})
     atomic_save_tensors(state, path, {METADATA_KEY: json.dumps(meta)})
 
 
-def read_info(path: str | Path) -> dict[str, Any]:
-    """The training facts saved with ``save(..., info=...)`` in checkpoint ``path`` (``{}`` when there are none)."""
-    meta = read_metadata(path)
-    try:
-        stored = json.loads(meta.get(METADATA_KEY, "{}"))
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"checkpoint {path}: malformed '{METADATA_KEY}' metadata ({exc})") from exc
-    if not isinstance(stored, dict):
-        raise CheckpointError(f"checkpoint {path}: '{METADATA_KEY}' metadata is not a JSON object")
-    return {k: v for k, v in stored.items() if k not in ("class", "config", "version")}
-
-
-def read_config(path: str | Path) -> tuple[str, Any]:
-    """``(class name, config dataclass)`` stored in checkpoint ``path``."""
+def _stored(path: str | Path) -> dict[str, Any]:
+    """The parsed ``stepvip`` metadata object of checkpoint ``path`` (class, config, version, training facts)."""
     meta = read_metadata(path)
     if METADATA_KEY not in meta:
         raise CheckpointError(f"checkpoint {path}: no '{METADATA_KEY}' metadata (not written by stepvip?)")
     try:
-        info = json.loads(meta[METADATA_KEY])
-        name, cfg = info["class"], info["config"]
-    except (json.JSONDecodeError, KeyError, TypeError, RecursionError) as exc:
+        stored = json.loads(meta[METADATA_KEY])
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise CheckpointError(f"checkpoint {path}: malformed '{METADATA_KEY}' metadata "
+                              f"({type(exc).__name__}: {str(exc)[:200]})") from exc
+    if not isinstance(stored, dict):
+        raise CheckpointError(f"checkpoint {path}: malformed '{METADATA_KEY}' metadata (not a JSON object)")
+    return stored
+
+
+def read_info(path: str | Path) -> dict[str, Any]:
+    """The training facts saved with ``save(..., info=...)`` in checkpoint ``path`` (``{}`` when there are none)."""
+    return {k: v for k, v in _stored(path).items() if k not in RESERVED_KEYS}
+
+
+def read_config(path: str | Path) -> tuple[str, Any]:
+    """``(class name, config dataclass)`` stored in checkpoint ``path``."""
+    stored = _stored(path)
+    try:
+        name, cfg = stored["class"], stored["config"]
+    except KeyError as exc:
         raise CheckpointError(f"checkpoint {path}: malformed '{METADATA_KEY}' metadata "
                               f"({type(exc).__name__}: {str(exc)[:200]})") from exc
     if name not in MODEL_CLASSES:

@@ -42,12 +42,10 @@ def prior_frames(video_checkpoint: str | Path) -> tuple[int, str]:
     (``blackhole.synthetic.MovieGeometry.frames``, 64 = the 102 s frames of the EHT 2017 Sgr A* track), the one
     place that number is written down.
     """
-    import json
-
     from blackhole.synthetic import MovieGeometry
-    from common.checkpoints import METADATA_KEY, read_metadata
+    from common.checkpoints import read_info
 
-    meta = json.loads(read_metadata(video_checkpoint).get(METADATA_KEY, "{}"))
-    if isinstance(meta.get("trained_frames"), int) and meta["trained_frames"] > 0:
-        return int(meta["trained_frames"]), f"trained_frames of {video_checkpoint}"
+    frames = read_info(video_checkpoint).get("trained_frames")
+    if isinstance(frames, int) and frames > 0:
+        return frames, f"trained_frames of {video_checkpoint}"
     return MovieGeometry().frames, "the length of the synthetic training movies (MovieGeometry.frames)"
