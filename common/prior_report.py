@@ -5,7 +5,9 @@ run folder ``OUT/{vae,image,video}/ema.safetensors``) and held-out videos ``[N, 
 (the training data's normalisation), it measures
 
 1. **representation ceiling** (latent priors): the VAE round trip of the held-out videos, relative L2 error and PSNR
-   (peak = the data's maximum magnitude); a pixel-space prior has none (the identity);
+   (peak = the data's maximum magnitude); a pixel-space prior has none (the identity). With ``--closure-ceiling``
+   (black-hole priors) also the closure chi~2 of the held-out videos and of their round trips on simulated EHT 2017
+   observations of each video (:mod:`blackhole.ceiling`): the ceiling in the data's own units;
 2. **held-out denoising**: mean squared error of ``D(z0 + sigma n; sigma)`` against ``z0`` (per entry, in the
    UNets' units) for the video mode and the image mode (temporal branches off) with the same noise, at several
    sigmas, and their ratio: a video prior that uses time denoises better (ratio < 1), most at large sigma;
@@ -27,6 +29,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,13 +175,24 @@ def unconditional(nets: PriorNets, unet: VideoUNet, video: bool, shape: tuple[in
 
 
 def build_report(nets: PriorNets, videos: torch.Tensor, *, sigmas=DEFAULT_SIGMAS, num: int = 3, steps: int = 50,
-                 seed: int = 0, blur_px: float = 4.0, progress=print) -> tuple[dict, dict[str, np.ndarray]]:
-    """The report dictionary and the strip rows (label -> ``[T, H, W]`` magnitude frames) for ``videos``."""
+                 seed: int = 0, blur_px: float = 4.0, ceiling: Callable[..., dict] | None = None,
+                 progress=print) -> tuple[dict, dict[str, np.ndarray]]:
+    """The report dictionary and the strip rows (label -> ``[T, H, W]`` magnitude frames) for ``videos``.
+
+    ``ceiling(videos, represent)`` (e.g. :func:`blackhole.ceiling.closure_ceiling` with its geometry bound) measures
+    the representation ``represent = decode(encode(.))`` (the identity for a pixel prior) in the data's own units;
+    its dictionary is stored under ``"closure_ceiling"``."""
     t0 = time.perf_counter()
     report: dict = {"prior": nets.paths, "held_out_videos": int(videos.shape[0]), "frames": int(videos.shape[1]),
                     "settings": {"sigmas": list(sigmas), "num_samples": num, "ode_steps": steps, "seed": seed,
                                  "blur_px": blur_px}}
     report["round_trip"] = round_trip(nets.vae, videos) if nets.vae is not None else None
+    if ceiling is not None:
+        report["closure_ceiling"] = ceiling(videos, lambda v: nets.decode(nets.encode(v)))
+        m = report["closure_ceiling"]["mean"]
+        progress("prior-report: closure chi2 cp / logca, truth {:.3f} / {:.3f}, representation {:.3f} / {:.3f}".format(
+            m["truth"]["chi2_cp"], m["truth"]["chi2_logca"], m["representation"]["chi2_cp"],
+            m["representation"]["chi2_logca"]))
     with torch.no_grad():
         z0 = torch.cat([nets.encode(v[None]) for v in videos])
     rows = []
@@ -224,6 +238,11 @@ def format_report(report: dict) -> str:
     rt = report["round_trip"]
     lines.append("representation: pixel space (no VAE ceiling)" if rt is None else
                  f"VAE round trip: relative L2 {rt['relative_l2']:.4f}, PSNR {rt['psnr_db']:.2f} dB")
+    if report.get("closure_ceiling") is not None:
+        m = report["closure_ceiling"]["mean"]
+        lines.append(f"closure chi2 cp / logca on simulated EHT 2017 data (mean of {report['held_out_videos']}): "
+                     f"truth {m['truth']['chi2_cp']:.3f} / {m['truth']['chi2_logca']:.3f}, representation "
+                     f"{m['representation']['chi2_cp']:.3f} / {m['representation']['chi2_logca']:.3f}")
     lines.append("denoising MSE (UNet units):  sigma | video | image | video/image")
     for r in report["denoising_mse"]:
         lines.append(f"  {r['sigma']:>6g} | {r.get('video', float('nan')):.4g} | {r.get('image', float('nan')):.4g} "
@@ -270,7 +289,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--blur-px", type=float, default=4.0, help="Gaussian blur (pixels) of the blurred roughness")
     p.add_argument("--sigmas", default=",".join(f"{s:g}" for s in DEFAULT_SIGMAS), help="denoising noise levels")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--closure-ceiling", action="store_true", help="black-hole priors: closure chi2 of the held-out "
+                   "videos and their representation on simulated EHT 2017 observations (blackhole.ceiling)")
+    p.add_argument("--fov-uas", type=float, default=128.0, help="with --closure-ceiling: field of view of the "
+                   "videos (micro-arcseconds)")
+    p.add_argument("--flux-jy", type=float, default=None, help="with --closure-ceiling: mean total flux each video "
+                   "is scaled to before it is observed (Jy; default blackhole.ceiling.DEFAULT_FLUX_JY)")
     p.set_defaults(func=_run)
+
+
+def _closure_ceiling(args: argparse.Namespace, videos: torch.Tensor) -> Callable[..., dict]:
+    """``--closure-ceiling``: :func:`blackhole.ceiling.closure_ceiling` bound to the options, inputs checked first."""
+    from functools import partial
+
+    from blackhole.ceiling import DEFAULT_FLUX_JY, closure_ceiling, track_frames
+
+    frames = track_frames()
+    if videos.shape[2] != 1 or videos.shape[1] != frames:
+        raise ReportError(f"--closure-ceiling: needs single-channel videos of the EHT 2017 track's {frames} frames, "
+                          f"--data {args.data} has {videos.shape[2]} channel(s) and {videos.shape[1]} frames")
+    flux = DEFAULT_FLUX_JY if args.flux_jy is None else args.flux_jy
+    return partial(closure_ceiling, fov_uas=args.fov_uas, flux_jy=flux, seed=args.seed)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -286,16 +325,21 @@ def _run(args: argparse.Namespace) -> int:
             raise ReportError(f"--sigmas: expected comma-separated numbers, got {args.sigmas!r}") from exc
         if not all(np.isfinite(s) and s > 0 for s in sigmas):
             raise ReportError(f"--sigmas: every noise level must be finite and > 0, got {args.sigmas!r}")
+        if not (np.isfinite(args.fov_uas) and args.fov_uas > 0):
+            raise ReportError(f"--fov-uas must be a finite number > 0, got {args.fov_uas}")
+        if args.flux_jy is not None and not (np.isfinite(args.flux_jy) and args.flux_jy > 0):
+            raise ReportError(f"--flux-jy must be a finite number > 0, got {args.flux_jy}")
         if args.out.exists() and not args.out.is_dir():
             raise ReportError(f"--out {args.out}: exists and is not a folder")
         nets = load_prior_nets(find_prior_files(args.prior))
         channels = nets.vae.config.in_channels if nets.vae is not None else nets.unet.config.in_channels
         videos = load_videos(args.data, args.videos, channels)
+        ceiling = _closure_ceiling(args, videos) if args.closure_ceiling else None
     except ReportError as exc:
         print(f"stepvip prior-report: {exc}", file=sys.stderr)
         return 2
     report, strip = build_report(nets, videos, sigmas=sigmas, num=args.num, steps=args.steps, seed=args.seed,
-                                 blur_px=args.blur_px, progress=lambda m: print(m, file=sys.stderr))
+                                 blur_px=args.blur_px, ceiling=ceiling, progress=lambda m: print(m, file=sys.stderr))
     from common.figures import frame_grid
 
     args.out.mkdir(parents=True, exist_ok=True)
