@@ -14,7 +14,7 @@ import yaml
 
 from common.nets.config import UNetConfig, VAEConfig, config_from_dict, config_to_dict
 
-STAGES = ("vae", "image", "video")
+STAGES = ("vae", "decoder", "image", "video")
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,11 @@ class StageConfig:
     checkpoint_every: steps between resumable checkpoints (the last step is always saved).
     bf16: autocast to bfloat16, honoured only on CUDA (ignored, with a printed note, on CPU).
     beta_kl: VAE stage, weight of the per-latent-entry mean KL in Eq. 18.
+    fourier_weight / fourier_radius: decoder stage (a trained VAE's decoder fine-tuned with its encoder frozen, so
+        the latent space the diffusion stages learned stays the same): loss = L1 + fourier_weight x the whitened
+        low-frequency error of ``common.training.objectives.DecoderObjective``, over the 2-D Fourier components
+        within ``fourier_radius`` bins of the frame grid's FFT (a 64-pixel, 128 uas frame: 1 bin = 1.6 G lambda,
+        so 6 bins reach beyond the EHT's longest baselines).
     p_mean / p_std: diffusion stages, log-normal noise-level distribution ``ln sigma ~ N(p_mean, p_std^2)`` (EDM).
     latent: diffusion stages with a VAE: ``mean`` of the encoder or a reparameterised ``sample`` (Eq. 19).
     p_joint: video stage, probability that a step uses real videos (else pseudo-videos of random images).
@@ -68,6 +73,8 @@ class StageConfig:
     latent: str = "mean"
     p_joint: float = 0.8
     alpha_lr_scale: float = 1.0
+    fourier_weight: float = 0.0
+    fourier_radius: float = 6.0
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
@@ -81,18 +88,22 @@ class StageConfig:
         if not 0.0 <= self.p_joint <= 1.0 or not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"StageConfig: need 0 <= p_joint <= 1 and 0 <= ema_decay < 1, got {self.p_joint}, "
                              f"{self.ema_decay}")
+        if not (self.fourier_weight >= 0 and self.fourier_radius > 0):
+            raise ValueError(f"StageConfig: need fourier_weight >= 0 and fourier_radius > 0, got "
+                             f"{self.fourier_weight!r}, {self.fourier_radius!r}")
         if self.lr <= 0 or self.grad_clip <= 0 or len(self.betas) != 2:
             raise ValueError("StageConfig: lr and grad_clip must be > 0 and betas a pair")
 
 
 @dataclass(frozen=True)
 class PriorConfig:
-    """A whole prior: data, networks and the three training stages."""
+    """A whole prior: data, networks and the training stages (``decoder`` optional, after ``vae``)."""
 
     data: DataConfig = field(default_factory=DataConfig)
     vae: VAEConfig | None = None
     unet: UNetConfig = field(default_factory=UNetConfig)
     train_vae: StageConfig = field(default_factory=StageConfig)
+    train_decoder: StageConfig = field(default_factory=StageConfig)
     train_image: StageConfig = field(default_factory=StageConfig)
     train_video: StageConfig = field(default_factory=StageConfig)
 

@@ -1,10 +1,14 @@
-"""The training loop of the three prior stages (paper App. C): ``vae``, ``image``, ``video``.
+"""The training loop of the prior stages (paper App. C): ``vae``, ``image``, ``video``, and the optional
+``decoder`` fine-tune of a trained VAE.
 
 ``train_stage(stage, cfg, out_dir)`` trains one stage and writes into ``out_dir``:
 ``state.safetensors`` (resumable, atomic), ``ema.safetensors`` and ``model.safetensors`` (final EMA and raw weights,
 ``common.checkpoints`` format), ``log.jsonl`` (one JSON line per logged step), ``loss.png`` and ``config.yaml``.
 
 - vae: Eq. 18 on augmented images of the image set (all frames of the videos + extra frames).
+- decoder (optional, after vae): the trained VAE (``--vae``) with its encoder frozen, its decoder fine-tuned on the
+  same images with L1 + the whitened low-frequency error (``DecoderObjective``); the latent space, and so any image /
+  video stage trained on it, is unchanged, while the round trip (the representation ceiling) sharpens.
 - image: EDM denoising score matching (Eq. 19) on latents of single frames, image UNet (``temporal=False``).
 - video: the image checkpoint loaded into the spatiotemporal UNet (temporal branches zero, alpha = 0); each step
   is a batch of real (clipped, augmented) videos with probability ``p_joint``, else pseudo-videos of random images
@@ -47,7 +51,7 @@ from common.training.data import (
     random_clip,
 )
 from common.training.ema import EMA
-from common.training.objectives import DiffusionObjective, VAEObjective
+from common.training.objectives import DecoderObjective, DiffusionObjective, VAEObjective, mean_power
 from common.training.state import load_training_state, optimizer_from_flat, save_training_state
 
 STATE_FILE = "state.safetensors"
@@ -83,7 +87,7 @@ class _Batcher:
 
     def __call__(self, g: torch.Generator, shared: torch.Generator) -> tuple:
         sc, b = self.sc, self.sc.batch_size
-        if self.stage == "vae":
+        if self.stage in ("vae", "decoder"):
             x = self._aug(draw_batch(self.images, b, g), g)
             f = self.cfg.vae.downsampling
             eps = torch.randn(b, self.cfg.vae.latent_channels, x.shape[-2] // f, x.shape[-1] // f, generator=g)
@@ -113,10 +117,11 @@ class _Batcher:
 
 def _param_groups(model: nn.Module, sc) -> list[dict]:
     """One optimiser group, or two when ``sc.alpha_lr_scale != 1``: the Eq. 3 blend factors at ``lr * scale``."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]  # frozen parts are not optimised
     if sc.alpha_lr_scale == 1.0:
-        return [{"params": list(model.parameters())}]
-    alphas = [p for n, p in model.named_parameters() if n.endswith(".alpha")]
-    rest = [p for n, p in model.named_parameters() if not n.endswith(".alpha")]
+        return [{"params": [p for _, p in named]}]
+    alphas = [p for n, p in named if n.endswith(".alpha")]
+    rest = [p for n, p in named if not n.endswith(".alpha")]
     return [{"params": rest}, {"params": alphas, "lr": sc.lr * sc.alpha_lr_scale}]
 
 
@@ -124,11 +129,22 @@ TEMPORAL_ONLY_FIELDS = ("temporal_kernel", "temporal_attn_levels", "max_frames")
 """UNet fields read only by the temporal modules (an image checkpoint's values are not used)."""
 
 
-def _build(stage: str, cfg: PriorConfig, init_path: Path | None) -> nn.Module:
+def _build(stage: str, cfg: PriorConfig, init_path: Path | None, vae_path: Path | None) -> nn.Module:
+    if stage in ("vae", "decoder") and cfg.vae is None:
+        raise ValueError(f"train {stage}: the config has 'vae: null' (pixel-space prior); there is no VAE to train")
     if stage == "vae":
-        if cfg.vae is None:
-            raise ValueError("train vae: the config has 'vae: null' (pixel-space prior); there is no VAE to train")
         return FrameVAE(cfg.vae)
+    if stage == "decoder":
+        if vae_path is None or not Path(vae_path).is_file():
+            raise FileNotFoundError(f"train decoder: VAE checkpoint {vae_path} not found (train the vae stage first "
+                                    "or pass --vae)")
+        vae = checkpoints.load(vae_path, expect=FrameVAE)
+        if vae.config != cfg.vae:
+            raise ValueError(f"train decoder: VAE checkpoint {vae_path} config {vae.config} differs from the YAML "
+                             f"vae section {cfg.vae}")
+        for p in vae.encoder.parameters():  # the latent space stays the one the diffusion stages learned
+            p.requires_grad_(False)
+        return vae
     if stage == "image":
         return VideoUNet(dataclasses.replace(cfg.unet, temporal=False))
     if init_path is None or not Path(init_path).is_file():
@@ -226,7 +242,7 @@ def train_stage(stage: str, cfg: PriorConfig, out_dir: str | Path, *, resume: bo
     images = image_set(videos, frames)
 
     vae = None
-    if stage != "vae" and cfg.vae is not None:
+    if stage in ("image", "video") and cfg.vae is not None:
         if vae_path is None or not Path(vae_path).is_file():
             raise FileNotFoundError(f"train {stage}: VAE checkpoint {vae_path} not found (train the vae stage first "
                                     "or pass --vae)")
@@ -242,7 +258,7 @@ def train_stage(stage: str, cfg: PriorConfig, out_dir: str | Path, *, resume: bo
 
     with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's global RNG
         torch.manual_seed(sc.seed)
-        model = _build(stage, cfg, Path(init_path) if init_path else None)
+        model = _build(stage, cfg, Path(init_path) if init_path else None, Path(vae_path) if vae_path else None)
     model.to(info.device).train()
     ema = EMA(model, sc.ema_decay)
     opt = torch.optim.AdamW(_param_groups(model, sc), lr=sc.lr, betas=tuple(sc.betas), weight_decay=sc.weight_decay)
@@ -267,7 +283,13 @@ def train_stage(stage: str, cfg: PriorConfig, out_dir: str | Path, *, resume: bo
         shared.set_state(parts["rng"]["shared"])
         start = int(meta["step"])
 
-    objective = VAEObjective(model, sc.beta_kl) if stage == "vae" else DiffusionObjective(model)
+    if stage == "vae":
+        objective: nn.Module = VAEObjective(model, sc.beta_kl)
+    elif stage == "decoder":  # whitening from un-augmented training frames, seeded: the same on every rank
+        power = mean_power(draw_batch(images, 256, torch.Generator().manual_seed(sc.seed + 4242)))
+        objective = DecoderObjective(model, power, sc.fourier_weight, sc.fourier_radius).to(info.device)
+    else:
+        objective = DiffusionObjective(model)
     runner: nn.Module = objective
     if info.enabled:
         runner = nn.parallel.DistributedDataParallel(
@@ -293,7 +315,7 @@ def train_stage(stage: str, cfg: PriorConfig, out_dir: str | Path, *, resume: bo
     for step in bar:
         inputs = batcher(g, shared)
         offset = 0
-        if stage != "vae":
+        if stage in ("image", "video"):
             *inputs, offset = inputs
         amp = torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
         with amp, frame_offset(model, offset):
@@ -315,6 +337,8 @@ def train_stage(stage: str, cfg: PriorConfig, out_dir: str | Path, *, resume: bo
                    "time_s": round(time.perf_counter() - t0, 3)}
             if stage == "vae":
                 row.update(l1=float(logged[1]), kl=float(logged[2]))
+            if stage == "decoder":
+                row.update(l1=float(logged[1]), fourier=float(logged[2]))
             if stage == "video":
                 row["real_video"] = bool(inputs[3])
             with open(log_path, "a") as fh:

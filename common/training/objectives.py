@@ -1,6 +1,10 @@
 """Training objectives as modules (so DistributedDataParallel wraps the whole loss computation).
 
 - ``VAEObjective``: paper Eq. 18 (see ``common.nets.vae.vae_loss`` for what ``beta_kl`` multiplies).
+- ``DecoderObjective``: the decoder fine-tune of a trained VAE (encoder frozen): per-pixel L1 of Eq. 18 plus a
+  whitened low-frequency error, the mean over the kept Fourier components of ``|F(D(z)) - F(x)|^2 / P`` with ``P``
+  the training frames' mean power at that component, i.e. the squared relative error per visibility that closure
+  data measure (a 3 % error per component already doubles chi~2; ``blackhole.ceiling``).
 - ``DiffusionObjective``: denoising score matching (paper Eq. 19) in the EDM form of Karras et al. 2022:
   ``E[lambda(sigma) |D(z0 + sigma n; sigma) - z0|^2]`` with ``lambda = (sigma^2 + sd^2) / (sigma sd)^2``, which equals
   ``sigma^2 |s_theta - grad log p(z_t|z0)|^2`` of Eq. 19 up to the sigma-dependent weight that makes the effective
@@ -26,6 +30,54 @@ class VAEObjective(nn.Module):
 
     def forward(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return vae_loss(self.model, x, eps, self.beta_kl)
+
+
+def low_frequency_mask(height: int, width: int, radius: float) -> torch.Tensor:
+    """``[H, W]`` bool: the components of ``torch.fft.fft2`` within ``radius`` FFT bins of the origin."""
+    ky = torch.fft.fftfreq(height, dtype=torch.float64) * height
+    kx = torch.fft.fftfreq(width, dtype=torch.float64) * width
+    return ky[:, None].square() + kx[None, :].square() <= radius**2
+
+
+def mean_power(frames: torch.Tensor) -> torch.Tensor:
+    """``frames [N, C, H, W] -> [C, H, W]``: mean ``|fft2|^2`` per component (the whitening of ``DecoderObjective``)."""
+    return torch.fft.fft2(frames.double()).abs().square().mean(0)
+
+
+def whitened_error(rec: torch.Tensor, x: torch.Tensor, whitening: torch.Tensor) -> torch.Tensor:
+    """``sum_k whitening_k |F(rec)_k - F(x)_k|^2`` per image of ``[N, C, H, W]``, averaged over ``N`` (0-dim)."""
+    diff = torch.fft.fft2(rec.float()) - torch.fft.fft2(x.float())
+    return (diff.abs().square() * whitening).sum(dim=(-3, -2, -1)).mean()
+
+
+class DecoderObjective(nn.Module):
+    """``forward(x [N, C, H, W], eps [N, Cz, h, w]) -> (loss, l1, fourier)`` with the encoder of ``vae`` frozen.
+
+    ``loss = mean |D(z) - x| + weight * fourier``, ``z = mean + exp(logvar / 2) eps`` from the frozen encoder,
+    ``fourier = sum_k w_k |F(D(z))_k - F(x)_k|^2 / N`` with ``w_k = 1 / (power_k * K)`` on the ``K`` components of
+    ``low_frequency_mask(H, W, radius)`` (per channel) and 0 elsewhere: the mean squared relative error per
+    component. ``power [C, H, W]``: ``mean_power`` of training frames.
+    """
+
+    def __init__(self, vae: FrameVAE, power: torch.Tensor, weight: float, radius: float) -> None:
+        super().__init__()
+        self.model = vae
+        self.weight = float(weight)
+        mask = low_frequency_mask(power.shape[-2], power.shape[-1], radius).expand_as(power)
+        if not bool((power[mask] > 0).all()):
+            raise ValueError("DecoderObjective: the training frames have no power at some kept Fourier component")
+        w = torch.where(mask, 1.0 / power.clamp(min=torch.finfo(torch.float64).tiny), 0.0) / mask.sum()
+        self.register_buffer("whitening", w.float())
+        for p in vae.encoder.parameters():
+            p.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        with torch.no_grad():
+            mean, logvar = self.model.encode(x)
+        rec = self.model.decode(mean + (0.5 * logvar).exp() * eps)
+        l1 = (rec - x).abs().mean()
+        fourier = whitened_error(rec, x, self.whitening)
+        return l1 + self.weight * fourier, l1.detach(), fourier.detach()
 
 
 class DiffusionObjective(nn.Module):
