@@ -165,8 +165,28 @@ def test_decoder_gain_of_a_scaled_upsampler() -> None:
     gens, _ = make_generators(0, 2, "cpu")
     noise = PerSampleNoise(gens, (3, 1, 4, 4), "cpu", torch.float32)
     z = torch.randn(2, 3, 1, 4, 4)
-    assert decoder_gain(decode, z, decode(z), noise) == pytest.approx(0.03, rel=1e-4)
-    assert PixelRadius(floor=0.04, gain=0.03)(2.0, z, decode(z), decode, noise) == pytest.approx(0.0721110255)
+    assert decoder_gain(decode, z, decode(z), noise).tolist() == pytest.approx([0.03, 0.03], rel=1e-4)
+    assert PixelRadius(floor=0.04, gain=0.03)(2.0, z, decode(z), decode, noise).tolist() == pytest.approx(
+        [0.0721110255] * 2)
+
+
+def test_decoder_gain_and_radius_are_per_sample() -> None:
+    """A decoder whose gain depends on the latent (x = z^3 / 3: gain z^2 at small steps): each sample's gain is its
+    own, whatever else is in the batch (a batch-averaged gain coupled the samples of one DAPS call)."""
+    def decode(z: torch.Tensor) -> torch.Tensor:
+        return z**3 / 3
+
+    z = torch.stack([torch.full((3, 1, 4, 4), 0.5), torch.full((3, 1, 4, 4), 2.0)])
+    gens, _ = make_generators(0, 2, "cpu")
+    both = decoder_gain(decode, z, decode(z), PerSampleNoise(gens, (3, 1, 4, 4), "cpu", torch.float32), delta=1e-3)
+    assert both.tolist() == pytest.approx([0.25, 4.0], rel=1e-2)
+    gens, _ = make_generators(0, 1, "cpu")  # sample 0 alone, same stream: the same gain
+    alone = decoder_gain(decode, z[:1], decode(z[:1]), PerSampleNoise(gens, (3, 1, 4, 4), "cpu", torch.float32),
+                         delta=1e-3)
+    assert alone.tolist() == pytest.approx([float(both[0])], rel=1e-6)
+    radius = PixelRadius()(2.0, z, decode(z), decode, PerSampleNoise(make_generators(0, 2, "cpu")[0], (3, 1, 4, 4),
+                                                                      "cpu", torch.float32))
+    assert radius.tolist() == pytest.approx([0.5, 8.0], rel=2e-2)  # g * sigma per sample (floor 0)
 
 
 def test_make_step_names_what_is_missing() -> None:

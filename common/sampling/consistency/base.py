@@ -83,32 +83,41 @@ class ConsistencyStep(Protocol):
 class PixelRadius:
     """Std ``r_k`` of the pixel-space prior term N(x_hat, r_k^2 I): ``sqrt((g sigma_k)^2 + floor^2)`` (module doc).
 
-    ``gain`` None measures g at every step (:func:`decoder_gain`); a number fixes it (1 for pixel priors).
+    ``gain`` None measures g at every step, per sample (:func:`decoder_gain`); a number fixes it (1 for pixel
+    priors).
     """
 
     floor: float = 0.0
     gain: float | None = None
 
     def __call__(self, sigma: float, z0_hat: torch.Tensor, x_hat: torch.Tensor, decode: Decoder | None,
-                 noise: PerSampleNoise) -> float:
-        """``r_k`` for annealing noise ``sigma`` at the PF-ODE estimate ``z0_hat`` with ``x_hat = decode(z0_hat)``."""
-        g = self.gain
-        if g is None:
-            g = 1.0 if decode is None else decoder_gain(decode, z0_hat, x_hat, noise)
-        return math.sqrt((g * sigma) ** 2 + self.floor**2)
+                 noise: PerSampleNoise) -> torch.Tensor:
+        """``r_k`` per sample ``[B]`` (float64) for annealing noise ``sigma`` at the PF-ODE estimate ``z0_hat
+        [B, ...]`` with ``x_hat = decode(z0_hat)``: each sample's radius depends on its own state only."""
+        if self.gain is None and decode is not None:
+            g = decoder_gain(decode, z0_hat, x_hat, noise)
+        else:
+            g = torch.full((z0_hat.shape[0],), 1.0 if self.gain is None else float(self.gain), dtype=torch.float64)
+        return ((g * sigma) ** 2 + self.floor**2).sqrt()
+
+
+def per_sample(r: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``r [B]`` shaped ``[B, 1, ...]`` to broadcast against ``like [B, ...]``, in its dtype and on its device."""
+    return r.reshape(-1, *([1] * (like.dim() - 1))).to(dtype=like.dtype, device=like.device)
 
 
 @torch.no_grad()
 def decoder_gain(decode: Decoder, z: torch.Tensor, x: torch.Tensor, noise: PerSampleNoise,
-                 delta: float = 0.05) -> float:
+                 delta: float = 0.05) -> torch.Tensor:
     """RMS pixel change per unit of RMS latent change of ``decode`` at ``z`` (``x = decode(z)``; finite difference
-    along a random direction ``u`` drawn from ``noise``): ``||decode(z + delta u) - x|| / (delta ||u||)`` averaged
-    over the batch. One extra decoder pass without gradient."""
+    along a random direction ``u`` drawn from ``noise``): ``||decode(z + delta u) - x|| / (delta ||u||)`` per
+    sample, ``[B]`` float64 (the decoder is per frame, so sample b's gain depends on sample b only). One extra
+    decoder pass without gradient."""
     u = noise.randn_shape(z.shape[1:]).to(z.dtype)
     x0, x1 = x, decode(z + delta * u)
     px = x0[0].numel() / z[0].numel()  # pixels per latent element: RMS per element on both sides
     ratio = (x1 - x0).flatten(1).norm(dim=1) / (delta * u.flatten(1).norm(dim=1) * math.sqrt(px))
-    return float(ratio.mean())
+    return ratio.detach().double().cpu()
 
 
 @torch.no_grad()

@@ -28,6 +28,7 @@ from common.sampling.consistency.base import (
     StepState,
     apply_or_identity,
     check_perturb,
+    per_sample,
     require_finite,
     solve_or_raise,
 )
@@ -87,24 +88,24 @@ class LinearGaussianStep:
 
     def __call__(self, s: StepState) -> StepResult:
         x_hat = apply_or_identity(self.decode, s.z0_hat)
-        r = self.radius(s.sigma, s.z0_hat, x_hat, self.decode, s.noise)
+        r = self.radius(s.sigma, s.z0_hat, x_hat, self.decode, s.noise)  # [B]
         with torch.no_grad():
             x = self.solve(x_hat, r, s)
             require_finite(x, "linear-Gaussian draw", s.k, s.sigma)
             ll = self.model.log_likelihood(x) / self.temperature**2
-        return StepResult(z0=apply_or_identity(self.encode, x), x0=x, log_likelihood=ll, lr=r)
+        return StepResult(z0=apply_or_identity(self.encode, x), x0=x, log_likelihood=ll, lr=float(r.mean()))
 
-    def solve(self, x_hat: torch.Tensor, r: float, s: StepState) -> torch.Tensor:
-        """The draw (or mean) for prior centre ``x_hat`` ``[B, ...]`` and radius ``r``."""
+    def solve(self, x_hat: torch.Tensor, r: torch.Tensor, s: StepState) -> torch.Tensor:
+        """The draw (or mean) for prior centre ``x_hat`` ``[B, ...]`` and radius ``r`` ``[B]`` (one per sample)."""
         m = self.model
         std = self.temperature * m.noise_std
-        w_y, w_x = 1.0 / std**2, 1.0 / r**2
+        w_y, w_x = 1.0 / std**2, per_sample(1.0 / r**2, x_hat)
         y = m.y.expand(x_hat.shape[0], *m.y.shape)
         centre = x_hat
         if self.perturb in ("both", "data"):
             y = y + std * measurement_noise(s, m.y)
         if self.perturb == "both":
-            centre = x_hat + r * s.noise.randn_shape(x_hat.shape[1:]).to(x_hat.dtype)
+            centre = x_hat + per_sample(r, x_hat) * s.noise.randn_shape(x_hat.shape[1:]).to(x_hat.dtype)
         rhs = w_y * m.adjoint(y) + w_x * centre
 
         gram = m.normal if m.normal is not None else (lambda v: m.adjoint(m.forward(v)))

@@ -40,6 +40,7 @@ from common.sampling.consistency.base import (
     StepState,
     apply_or_identity,
     check_perturb,
+    per_sample,
     require_finite,
     solve_or_raise,
 )
@@ -67,16 +68,17 @@ class PixelLangevin:
 
     def __call__(self, s: StepState) -> StepResult:
         x_hat = apply_or_identity(self.decode, s.z0_hat)
-        r = self.radius(s.sigma, s.z0_hat, x_hat, self.decode, s.noise)
+        r = self.radius(s.sigma, s.z0_hat, x_hat, self.decode, s.noise)  # [B]
+        r2_b = per_sample(r**2, x_hat)
         lam = self.curvature(x_hat, s)
-        lr = self.step_fraction / (lam + 1.0 / r**2)  # [B]
-        lr_b = lr.reshape(-1, *([1] * (x_hat.dim() - 1))).to(x_hat.dtype)
+        lr = self.step_fraction / (lam + (1.0 / r**2).to(lam))  # [B]
+        lr_b = per_sample(lr, x_hat)
         x = x_hat
         ll = None
         n_steps = self.final_steps if (s.k == s.n - 1 and self.final_steps is not None) else self.steps
         for j in range(n_steps):
             ll, g = _value_grad(self.log_likelihood, x)
-            grad = g - (x - x_hat) / r**2
+            grad = g - (x - x_hat) / r2_b
             x = x + lr_b * grad + (2.0 * lr_b).sqrt() * s.noise.randn_shape(x.shape[1:]).to(x.dtype)
             require_finite(x, "pixel Langevin state", s.k, s.sigma)
             if s.hook is not None:
@@ -163,7 +165,7 @@ class PixelGaussNewton:
 
     def __call__(self, s: StepState) -> StepResult:
         x_hat = apply_or_identity(self.decode, s.z0_hat)
-        r = self.radius(s.sigma, s.z0_hat, x_hat, self.decode, s.noise)
+        r = self.radius(s.sigma, s.z0_hat, x_hat, self.decode, s.noise)  # [B]
         t = self.temperature
         smooth = self.smooth if self.smooth is not None else _identity
         project = self.project if self.project is not None else _identity
@@ -180,13 +182,13 @@ class PixelGaussNewton:
         if self.perturb in ("both", "data"):
             e_y = t * s.noise.randn_shape(rho0.shape[1:]).to(rho0.dtype)
         if self.perturb == "both":
-            e_u = r * s.noise.randn_shape(x_hat.shape[1:]).to(x_hat.dtype)
+            e_u = per_sample(r, x_hat) * s.noise.randn_shape(x_hat.shape[1:]).to(x_hat.dtype)
 
         def objective(u: torch.Tensor) -> torch.Tensor:
             with torch.no_grad():
                 rho = f(u)
                 prior = ((u - e_u) ** 2).flatten(1).sum(1).to(rho.dtype)
-                return 0.5 * ((rho - e_y) ** 2).sum(1) / t**2 + 0.5 * prior / r**2
+                return 0.5 * ((rho - e_y) ** 2).sum(1) / t**2 + 0.5 * prior / r.to(rho) ** 2
 
         u = torch.zeros_like(x_hat)
         phi = objective(u)
@@ -195,26 +197,27 @@ class PixelGaussNewton:
             better = phi_prev < phi
             u = torch.where(_bcast(better, u), self._prev, u)
             phi = torch.where(better, phi_prev, phi)
-        mu = torch.full_like(phi, 1.0 / r**2)
+        mu = (1.0 / r**2).to(phi)
         for j in range(self.final_iters if s.k == s.n - 1 else self.gn_iters):
             u, phi, mu = self._iteration(f, u, phi, mu, e_u, e_y, r, objective, s.k, s.sigma)
             require_finite(u, "pixel Gauss-Newton state", s.k, s.sigma)
             if s.hook is not None:
-                s.hook(SamplingEvent(s.k, s.n, j, s.sigma, r, float(phi.mean())))
+                s.hook(SamplingEvent(s.k, s.n, j, s.sigma, float(r.mean()), float(phi.mean())))
         self._prev = u
         with torch.no_grad():
             x = image(u)
             ll = -0.5 * (self.residuals(x) ** 2).sum(1) / t**2
-        return StepResult(z0=apply_or_identity(self.encode, x), x0=x, log_likelihood=ll, lr=r)
+        return StepResult(z0=apply_or_identity(self.encode, x), x0=x, log_likelihood=ll, lr=float(r.mean()))
 
     def _iteration(self, f, u, phi, mu, e_u, e_y, r, objective, k, sigma):
         """One Levenberg-Marquardt iteration, per sample: ``(u, objective, damping)`` after it."""
         t = self.temperature
         rho, jvp, jt = linearise(f, u)
-        grad = jt(rho - e_y) / t**2 + (u - e_u) / r**2
+        w_prior = (1.0 / r**2).to(phi)  # [B]
+        grad = jt(rho - e_y) / t**2 + (u - e_u) / per_sample(r**2, u)
         todo = torch.ones_like(phi, dtype=torch.bool)
         for _ in range(self.retries + 1):
-            damp = _bcast(1.0 / r**2 + mu, u).to(u.dtype)
+            damp = _bcast(w_prior + mu, u).to(u.dtype)
 
             def normal(v: torch.Tensor, damp: torch.Tensor = damp) -> torch.Tensor:
                 return jt(jvp(v)) / t**2 + damp * v
@@ -225,7 +228,7 @@ class PixelGaussNewton:
             ok = todo & torch.isfinite(phi_t) & (phi_t < phi)
             u = torch.where(_bcast(ok, u), trial, u)
             phi = torch.where(ok, phi_t, phi)
-            mu = torch.where(ok, mu / 10.0, torch.where(todo, mu * 4.0, mu)).clamp(max=MAX_DAMPING / r**2)
+            mu = torch.minimum(torch.where(ok, mu / 10.0, torch.where(todo, mu * 4.0, mu)), (MAX_DAMPING / r**2).to(mu))
             todo = todo & ~ok
             if not bool(todo.any()):
                 break
