@@ -1,5 +1,8 @@
 """The representation ceiling of a black-hole prior in the units that matter: closure chi-squares (issue 11).
 
+Also the ``eht2017`` plugin of ``stepvip prior-report --ceiling`` (entry-point group ``stepvip.ceilings``:
+:func:`add_arguments`, :func:`from_args`).
+
 A latent prior can only produce movies its decoder can express. Its ceiling is measured on held-out movies: each
 movie is observed with the paper's EHT 2017 Sgr A* track (thermal noise, station gains and phases,
 ``blackhole.simulate.simulate_observation``, seed ``seed + i`` for movie ``i``), and the closure chi-squares
@@ -15,6 +18,7 @@ in the prior's units.
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 
 import numpy as np
@@ -81,3 +85,30 @@ def closure_ceiling(videos: torch.Tensor, represent: Callable[[torch.Tensor], to
     out.update(rows)
     out["mean"] = {key: {k: float(np.mean(v)) for k, v in rows[key].items()} for key in rows}
     return out
+
+
+def add_arguments(group: argparse._ArgumentGroup) -> None:
+    """Options of ``prior-report --ceiling eht2017``."""
+    group.add_argument("--fov-uas", type=float, default=128.0, help="field of view of the videos (micro-arcseconds)")
+    group.add_argument("--flux-jy", type=float, default=DEFAULT_FLUX_JY, help="mean total flux (Jy) each video is "
+                       "scaled to before it is observed")
+
+
+def from_args(args: argparse.Namespace, videos) -> Callable[..., dict]:
+    """:func:`closure_ceiling` bound to the options, for ``videos [N, T, C, H, W]``; ``ValueError`` (one line) for
+    options or videos it cannot measure, before any work."""
+    for name in ("fov_uas", "flux_jy"):
+        value = getattr(args, name)
+        if not (np.isfinite(value) and value > 0):
+            raise ValueError(f"--{name.replace('_', '-')} must be a finite number > 0, got {value}")
+    frames = track_frames()
+    if videos.shape[2] != 1 or videos.shape[1] != frames or videos.shape[-1] != videos.shape[-2]:
+        raise ValueError(f"needs square single-channel videos of the EHT 2017 track's {frames} frames, got "
+                         f"{videos.shape[2]} channel(s), {videos.shape[1]} frames of {videos.shape[-2]}x"
+                         f"{videos.shape[-1]}")
+
+    def ceiling(v, represent):
+        return {"name": "eht2017 closure chi~2", **closure_ceiling(v, represent, fov_uas=args.fov_uas,
+                                                                    flux_jy=args.flux_jy, seed=args.seed)}
+
+    return ceiling

@@ -5,9 +5,10 @@ run folder ``OUT/{vae,image,video}/ema.safetensors``) and held-out videos ``[N, 
 (the training data's normalisation), it measures
 
 1. **representation ceiling** (latent priors): the VAE round trip of the held-out videos, relative L2 error and PSNR
-   (peak = the data's maximum magnitude); a pixel-space prior has none (the identity). With ``--closure-ceiling``
-   (black-hole priors) also the closure chi~2 of the held-out videos and of their round trips on simulated EHT 2017
-   observations of each video (:mod:`blackhole.ceiling`): the ceiling in the data's own units;
+   (peak = the data's maximum magnitude); a pixel-space prior has none (the identity). With ``--ceiling NAME``, a
+   domain's plugin (entry-point group ``stepvip.ceilings``, a module with ``add_arguments(group)`` and
+   ``from_args(args, videos) -> ceiling``) measures the held-out videos and their representation in the data's own
+   units, e.g. ``eht2017`` (:mod:`blackhole.ceiling`): closure chi~2 on simulated EHT 2017 observations;
 2. **held-out denoising**: mean squared error of ``D(z0 + sigma n; sigma)`` against ``z0`` (per entry, in the
    UNets' units) for the video mode and the image mode (temporal branches off) with the same noise, at several
    sigmas, and their ratio: a video prior that uses time denoises better (ratio < 1), most at large sigma;
@@ -42,6 +43,7 @@ from common.nets.unet import VideoUNet
 from common.nets.vae import FrameVAE
 
 DEFAULT_SIGMAS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+CEILING_GROUP = "stepvip.ceilings"
 
 
 class ReportError(ValueError):
@@ -179,20 +181,17 @@ def build_report(nets: PriorNets, videos: torch.Tensor, *, sigmas=DEFAULT_SIGMAS
                  progress=print) -> tuple[dict, dict[str, np.ndarray]]:
     """The report dictionary and the strip rows (label -> ``[T, H, W]`` magnitude frames) for ``videos``.
 
-    ``ceiling(videos, represent)`` (e.g. :func:`blackhole.ceiling.closure_ceiling` with its geometry bound) measures
-    the representation ``represent = decode(encode(.))`` (the identity for a pixel prior) in the data's own units;
-    its dictionary is stored under ``"closure_ceiling"``."""
+    ``ceiling(videos, represent)`` (a ``--ceiling`` plugin's, bound to its options) measures the representation
+    ``represent = decode(encode(.))`` (the identity for a pixel prior) in the data's own units; its dictionary, with
+    ``"mean"`` holding ``{"truth": {...}, "representation": {...}}``, is stored under ``"ceiling"``."""
     t0 = time.perf_counter()
     report: dict = {"prior": nets.paths, "held_out_videos": int(videos.shape[0]), "frames": int(videos.shape[1]),
                     "settings": {"sigmas": list(sigmas), "num_samples": num, "ode_steps": steps, "seed": seed,
                                  "blur_px": blur_px}}
     report["round_trip"] = round_trip(nets.vae, videos) if nets.vae is not None else None
     if ceiling is not None:
-        report["closure_ceiling"] = ceiling(videos, lambda v: nets.decode(nets.encode(v)))
-        m = report["closure_ceiling"]["mean"]
-        progress("prior-report: closure chi2 cp / logca, truth {:.3f} / {:.3f}, representation {:.3f} / {:.3f}".format(
-            m["truth"]["chi2_cp"], m["truth"]["chi2_logca"], m["representation"]["chi2_cp"],
-            m["representation"]["chi2_logca"]))
+        report["ceiling"] = ceiling(videos, lambda v: nets.decode(nets.encode(v)))
+        progress(f"prior-report: {_ceiling_line(report['ceiling'])}")
     with torch.no_grad():
         z0 = torch.cat([nets.encode(v[None]) for v in videos])
     rows = []
@@ -231,6 +230,18 @@ def _magnitude(video: torch.Tensor) -> np.ndarray:
     return (v[:, 0] if v.shape[1] == 1 else v.square().sum(1).sqrt()).numpy()
 
 
+def _ceiling_line(ceiling: dict) -> str:
+    """One line of a ``--ceiling`` result: its measures (means over the videos) for the truth and the representation."""
+    m = ceiling["mean"]
+    keys = list(m["truth"])
+
+    def values(who: str) -> str:
+        return " / ".join(f"{m[who][k]:.3f}" for k in keys)
+
+    return (f"ceiling ({ceiling.get('name', '?')}: {' / '.join(keys)}, mean over the videos): truth {values('truth')}, "
+            f"representation {values('representation')}")
+
+
 def format_report(report: dict) -> str:
     """The printed table."""
     lines = [f"prior: {', '.join(f'{k}={v}' for k, v in report['prior'].items())}",
@@ -238,11 +249,8 @@ def format_report(report: dict) -> str:
     rt = report["round_trip"]
     lines.append("representation: pixel space (no VAE ceiling)" if rt is None else
                  f"VAE round trip: relative L2 {rt['relative_l2']:.4f}, PSNR {rt['psnr_db']:.2f} dB")
-    if report.get("closure_ceiling") is not None:
-        m = report["closure_ceiling"]["mean"]
-        lines.append(f"closure chi2 cp / logca on simulated EHT 2017 data (mean of {report['held_out_videos']}): "
-                     f"truth {m['truth']['chi2_cp']:.3f} / {m['truth']['chi2_logca']:.3f}, representation "
-                     f"{m['representation']['chi2_cp']:.3f} / {m['representation']['chi2_logca']:.3f}")
+    if report.get("ceiling") is not None:
+        lines.append(_ceiling_line(report["ceiling"]))
     lines.append("denoising MSE (UNet units):  sigma | video | image | video/image")
     for r in report["denoising_mse"]:
         lines.append(f"  {r['sigma']:>6g} | {r.get('video', float('nan')):.4g} | {r.get('image', float('nan')):.4g} "
@@ -289,27 +297,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--blur-px", type=float, default=4.0, help="Gaussian blur (pixels) of the blurred roughness")
     p.add_argument("--sigmas", default=",".join(f"{s:g}" for s in DEFAULT_SIGMAS), help="denoising noise levels")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--closure-ceiling", action="store_true", help="black-hole priors: closure chi2 of the held-out "
-                   "videos and their representation on simulated EHT 2017 observations (blackhole.ceiling)")
-    p.add_argument("--fov-uas", type=float, default=128.0, help="with --closure-ceiling: field of view of the "
-                   "videos (micro-arcseconds)")
-    p.add_argument("--flux-jy", type=float, default=None, help="with --closure-ceiling: mean total flux each video "
-                   "is scaled to before it is observed (Jy; default blackhole.ceiling.DEFAULT_FLUX_JY)")
-    p.set_defaults(func=_run)
+    plugins = _ceiling_plugins()
+    p.add_argument("--ceiling", choices=sorted(plugins), default=None, help="also measure the held-out videos and "
+                   f"their representation in the data's own units with a domain plugin (entry points "
+                   f"{CEILING_GROUP}; eht2017: closure chi2 on simulated EHT 2017 observations)")
+    for name, plugin in sorted(plugins.items()):
+        plugin.add_arguments(p.add_argument_group(f"--ceiling {name}"))
+    p.set_defaults(func=_run, ceilings=plugins)
 
 
-def _closure_ceiling(args: argparse.Namespace, videos: torch.Tensor) -> Callable[..., dict]:
-    """``--closure-ceiling``: :func:`blackhole.ceiling.closure_ceiling` bound to the options, inputs checked first."""
-    from functools import partial
+def _ceiling_plugins() -> dict:
+    """The ``--ceiling`` plugins (entry-point group ``stepvip.ceilings``), loaded; a broken one is an error."""
+    from importlib.metadata import entry_points
 
-    from blackhole.ceiling import DEFAULT_FLUX_JY, closure_ceiling, track_frames
+    from common.cli import PluginError
 
-    frames = track_frames()
-    if videos.shape[2] != 1 or videos.shape[1] != frames:
-        raise ReportError(f"--closure-ceiling: needs single-channel videos of the EHT 2017 track's {frames} frames, "
-                          f"--data {args.data} has {videos.shape[2]} channel(s) and {videos.shape[1]} frames")
-    flux = DEFAULT_FLUX_JY if args.flux_jy is None else args.flux_jy
-    return partial(closure_ceiling, fov_uas=args.fov_uas, flux_jy=flux, seed=args.seed)
+    plugins = {}
+    for ep in entry_points(group=CEILING_GROUP):
+        try:
+            plugins[ep.name] = ep.load()
+        except Exception as exc:  # never skipped silently
+            raise PluginError(f"stepvip prior-report: ceiling plugin {ep.name!r} ({ep.value}) failed to load: "
+                              f"{exc}") from exc
+    return plugins
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -325,16 +335,17 @@ def _run(args: argparse.Namespace) -> int:
             raise ReportError(f"--sigmas: expected comma-separated numbers, got {args.sigmas!r}") from exc
         if not all(np.isfinite(s) and s > 0 for s in sigmas):
             raise ReportError(f"--sigmas: every noise level must be finite and > 0, got {args.sigmas!r}")
-        if not (np.isfinite(args.fov_uas) and args.fov_uas > 0):
-            raise ReportError(f"--fov-uas must be a finite number > 0, got {args.fov_uas}")
-        if args.flux_jy is not None and not (np.isfinite(args.flux_jy) and args.flux_jy > 0):
-            raise ReportError(f"--flux-jy must be a finite number > 0, got {args.flux_jy}")
         if args.out.exists() and not args.out.is_dir():
             raise ReportError(f"--out {args.out}: exists and is not a folder")
         nets = load_prior_nets(find_prior_files(args.prior))
         channels = nets.vae.config.in_channels if nets.vae is not None else nets.unet.config.in_channels
         videos = load_videos(args.data, args.videos, channels)
-        ceiling = _closure_ceiling(args, videos) if args.closure_ceiling else None
+        ceiling = None
+        if args.ceiling is not None:
+            try:
+                ceiling = args.ceilings[args.ceiling].from_args(args, videos)
+            except ValueError as exc:
+                raise ReportError(f"--ceiling {args.ceiling}: {exc}") from exc
     except ReportError as exc:
         print(f"stepvip prior-report: {exc}", file=sys.stderr)
         return 2

@@ -1,4 +1,4 @@
-"""The closure-chi2 representation ceiling (blackhole.ceiling) and ``prior-report --closure-ceiling``."""
+"""The closure-chi2 representation ceiling (blackhole.ceiling) and ``prior-report --ceiling eht2017``."""
 
 import json
 
@@ -67,14 +67,17 @@ def test_prior_report_prints_the_closure_ceiling(tmp_path, held_out, capsys):
     np.save(tmp_path / "held.npy", held_out.numpy().astype(np.float32))
     out = tmp_path / "report"
     args = ["prior-report", "--prior", str(tmp_path / "prior"), "--data", str(tmp_path / "held.npy"), "--out",
-            str(out), "--videos", "1", "--num", "1", "--steps", "2", "--sigmas", "1", "--closure-ceiling"]
+            str(out), "--videos", "1", "--num", "1", "--steps", "2", "--sigmas", "1", "--ceiling", "eht2017"]
     assert main(args) == 0
-    rep = json.loads((out / "report.json").read_text())["closure_ceiling"]
+    rep = json.loads((out / "report.json").read_text())["ceiling"]
     assert rep["representation"] == rep["truth"] and len(rep["truth"]["chi2_cp"]) == 1  # pixel prior: identity
-    assert rep["settings"]["fov_uas"] == 128.0 and "closure chi2 cp / logca" in capsys.readouterr().out
+    assert rep["settings"]["fov_uas"] == 128.0 and rep["name"] == "eht2017 closure chi~2"
+    assert "ceiling (eht2017 closure chi~2: chi2_cp / chi2_logca" in capsys.readouterr().out
     np.save(tmp_path / "short.npy", held_out[:, :8].numpy().astype(np.float32))
     args[4] = str(tmp_path / "short.npy")
     args[6] = str(tmp_path / "o2")
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert "--closure-ceiling" in err and "8 frames" in err and not (tmp_path / "o2").exists()
+    assert "--ceiling eht2017: needs" in err and "8 frames" in err and not (tmp_path / "o2").exists()
+    assert main([*args, "--flux-jy", "0"]) == 2
+    assert "--ceiling eht2017: --flux-jy must be a finite number > 0, got 0.0" in capsys.readouterr().err
