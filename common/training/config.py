@@ -126,13 +126,17 @@ def load_prior_config(path: str | Path) -> PriorConfig:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: config file not found")
+    return parse_prior_config(path.read_text(), source=str(path))
+
+
+def parse_prior_config(text: str, source: str) -> PriorConfig:
+    """A prior config from YAML text (fields it lacks take their defaults, so a config written before a field was
+    added reads back as the same config); errors name ``source``."""
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML ({exc})") from exc
-    if data is None:
-        data = {}
-    return config_from_dict(PriorConfig, data, source=str(path))
+        raise ValueError(f"{source}: not valid YAML ({exc})") from exc
+    return config_from_dict(PriorConfig, data or {}, source=source)
 
 
 def dump_prior_config(cfg: PriorConfig) -> str:

@@ -43,7 +43,14 @@ from common.io import atomic_path, atomic_write_text
 from common.nets.temporal import frame_offset
 from common.nets.unet import VideoUNet
 from common.nets.vae import FrameVAE, sample_latent
-from common.training.config import STAGES, VAE_STAGES, PriorConfig, StageConfig, dump_prior_config
+from common.training.config import (
+    STAGES,
+    VAE_STAGES,
+    PriorConfig,
+    StageConfig,
+    dump_prior_config,
+    parse_prior_config,
+)
 from common.training.data import (
     ArrayFrames,
     ArrayVideos,
@@ -270,13 +277,15 @@ def train_stage(stage: str, cfg: PriorConfig, out_dir: str | Path, *, resume: bo
     start = 0
     config_text = dump_prior_config(cfg)
     # a resumed run must use the same config, except that it may run for more (or fewer) steps
-    same_run_text = dump_prior_config(dataclasses.replace(cfg, **{f"train_{stage}": dataclasses.replace(sc, steps=1)}))
+    same_run = dataclasses.replace(cfg, **{f"train_{stage}": dataclasses.replace(sc, steps=1)})
+    same_run_text = dump_prior_config(same_run)
     if resume:
         meta, parts = load_training_state(state_path)
         if meta.get("stage") != stage or meta.get("world_size") != info.world_size:
             raise ValueError(f"{state_path}: saved by stage {meta.get('stage')!r} with world size "
                              f"{meta.get('world_size')}, cannot resume stage {stage!r} with {info.world_size}")
-        if meta.get("run_config") != same_run_text:
+        # compared as configs, not text: a run saved before a config field was added resumes (the field's default)
+        if parse_prior_config(meta.get("run_config") or "", source=str(state_path)) != same_run:
             raise ValueError(f"{state_path}: the run was started with a different config; resume with the same one")
         checkpoints.check_state(model.state_dict(), parts["model"], str(state_path))
         model.load_state_dict(parts["model"])

@@ -41,7 +41,7 @@ def low_frequency_mask(height: int, width: int, radius: float) -> torch.Tensor:
 
 
 def mean_power(frames: torch.Tensor) -> torch.Tensor:
-    """``frames [N, C, H, W] -> [C, H, W]``: mean ``|fft2|^2`` per component (the whitening of ``RoundTripObjective``)."""
+    """``frames [N, C, H, W] -> [C, H, W]``: mean ``|fft2|^2`` per component (``RoundTripObjective`` whitening)."""
     return torch.fft.fft2(frames.double()).abs().square().mean(0)
 
 

@@ -126,6 +126,33 @@ def test_killed_run_resumes_bit_identically(tmp_path, stage):
         assert any(moved[k].abs().item() > 0 for k in moved if k.endswith(".alpha"))
 
 
+def test_run_saved_before_a_config_field_existed_resumes(tmp_path):
+    """A state whose saved config text lacks a field added later (its default) is the same run; a changed value is
+    not."""
+    from safetensors.torch import save_file
+
+    from common.checkpoints import read_metadata
+    from common.training.state import STATE_KEY
+
+    vids = Frames(torch.from_numpy(moving_blob_videos(n=4, t=4, hw=8)))
+    sc = StageConfig(steps=2, batch_size=2, checkpoint_every=2, seed=3)
+    cfg = PriorConfig(data=DataConfig(zoom=0.2), unet=TINY_UNET, train_video=sc)
+    init = tmp_path / "image.safetensors"
+    checkpoints.save(VideoUNet(UNetConfig(**{**TINY_UNET.__dict__, "temporal": False})), init)
+    train_stage("video", cfg, tmp_path / "run", videos=vids, init_path=init, progress=False)
+    state = tmp_path / "run" / "state.safetensors"
+    meta = json.loads(read_metadata(state)[STATE_KEY])
+    old_text = "\n".join(ln for ln in meta["run_config"].splitlines() if "fourier_" not in ln)
+    assert old_text != meta["run_config"]
+    save_file(load_file(state), state, metadata={STATE_KEY: json.dumps({**meta, "run_config": old_text})})
+    longer = dataclasses.replace(cfg, train_video=dataclasses.replace(sc, steps=3))
+    train_stage("video", longer, tmp_path / "run", videos=vids, init_path=init, resume=True, progress=False)
+    assert len(losses(tmp_path / "run")) == 3
+    changed = dataclasses.replace(longer, train_video=dataclasses.replace(sc, steps=4, fourier_weight=0.5))
+    with pytest.raises(ValueError, match="different config"):
+        train_stage("video", changed, tmp_path / "run", videos=vids, init_path=init, resume=True, progress=False)
+
+
 def _cli(argv):
     parser = argparse.ArgumentParser(prog="stepvip")
     sub = parser.add_subparsers()
