@@ -1,12 +1,10 @@
-"""``stepvip train vae|decoder|encoder|image|video`` and ``stepvip sample-prior`` (entry points in pyproject.toml).
+"""``stepvip train vae|decoder|image|video`` and ``stepvip sample-prior`` (entry points in pyproject.toml).
 
     stepvip train vae   --config configs/prior_bh_tiny.yaml --out runs/bh_tiny
     stepvip train image --config configs/prior_bh_tiny.yaml --out runs/bh_tiny     # uses runs/bh_tiny/vae/ema...
     stepvip train video --config configs/prior_bh_tiny.yaml --out runs/bh_tiny     # uses runs/bh_tiny/image/ema...
     stepvip train decoder --config configs/prior_bh_tiny.yaml --out runs/bh_tiny   # optional, any time after vae:
         # fine-tunes runs/bh_tiny/vae/ema's decoder (encoder frozen, so the image / video stages stay valid)
-    stepvip train encoder --config configs/prior_bh_tiny.yaml --out runs/bh_tiny   # optional, after vae / decoder:
-        # fine-tunes the encoder (decoder frozen, so trained image / video stages sample the same movies)
     stepvip sample-prior --checkpoint runs/bh_tiny/video/ema.safetensors --vae runs/bh_tiny/vae/ema.safetensors \
         --num 4 --frames 16 --out runs/bh_tiny/samples
 
@@ -54,7 +52,7 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--videos", default=None, help="override data.videos (.npy or HDF5 [N, T, C, H, W])")
     p.add_argument("--frames", default=None, help="override data.frames (.npy or HDF5 [N, C, H, W])")
     p.add_argument("--vae", type=Path, default=None, help="frozen VAE checkpoint (default OUT/vae/ema.safetensors); "
-                   "decoder / encoder stage: the VAE whose half is fine-tuned")
+                   "decoder stage: the VAE whose decoder is fine-tuned")
     p.add_argument("--init", type=Path, default=None,
                    help="video stage: image-UNet checkpoint (default OUT/image/ema.safetensors)")
     p.add_argument("--steps", type=int, default=None, help="override the stage's number of steps")

@@ -14,9 +14,7 @@ import yaml
 
 from common.nets.config import UNetConfig, VAEConfig, config_from_dict, config_to_dict
 
-STAGES = ("vae", "decoder", "encoder", "image", "video")
-VAE_STAGES = ("vae", "decoder", "encoder")
-"""The stages that train (part of) the VAE; ``decoder`` and ``encoder`` are optional fine-tunes after ``vae``."""
+STAGES = ("vae", "decoder", "image", "video")
 
 
 @dataclass(frozen=True)
@@ -46,9 +44,9 @@ class StageConfig:
     checkpoint_every: steps between resumable checkpoints (the last step is always saved).
     bf16: autocast to bfloat16, honoured only on CUDA (ignored, with a printed note, on CPU).
     beta_kl: VAE stage, weight of the per-latent-entry mean KL in Eq. 18.
-    fourier_weight / fourier_radius: decoder and encoder stages (one half of a trained VAE fine-tuned, the other
-        frozen): loss = L1 + fourier_weight x the whitened
-        low-frequency error of ``common.training.objectives.RoundTripObjective``, over the 2-D Fourier components
+    fourier_weight / fourier_radius: decoder stage (a trained VAE's decoder fine-tuned with its encoder frozen, so
+        the latent space the diffusion stages learned stays the same): loss = L1 + fourier_weight x the whitened
+        low-frequency error of ``common.training.objectives.DecoderObjective``, over the 2-D Fourier components
         within ``fourier_radius`` bins of the frame grid's FFT (a 64-pixel, 128 uas frame: 1 bin = 1.6 G lambda,
         so 6 bins reach beyond the EHT's longest baselines).
     p_mean / p_std: diffusion stages, log-normal noise-level distribution ``ln sigma ~ N(p_mean, p_std^2)`` (EDM).
@@ -99,14 +97,13 @@ class StageConfig:
 
 @dataclass(frozen=True)
 class PriorConfig:
-    """A whole prior: data, networks and the training stages (``decoder`` / ``encoder`` optional, after ``vae``)."""
+    """A whole prior: data, networks and the training stages (``decoder`` optional, after ``vae``)."""
 
     data: DataConfig = field(default_factory=DataConfig)
     vae: VAEConfig | None = None
     unet: UNetConfig = field(default_factory=UNetConfig)
     train_vae: StageConfig = field(default_factory=StageConfig)
     train_decoder: StageConfig = field(default_factory=StageConfig)
-    train_encoder: StageConfig = field(default_factory=StageConfig)
     train_image: StageConfig = field(default_factory=StageConfig)
     train_video: StageConfig = field(default_factory=StageConfig)
 

@@ -1,5 +1,5 @@
 """The training loop of the prior stages (paper App. C): ``vae``, ``image``, ``video``, and the optional
-``decoder`` / ``encoder`` fine-tunes of a trained VAE.
+``decoder`` fine-tune of a trained VAE.
 
 ``train_stage(stage, cfg, out_dir)`` trains one stage and writes into ``out_dir``:
 ``state.safetensors`` (resumable, atomic), ``ema.safetensors`` and ``model.safetensors`` (final EMA and raw weights,
@@ -9,9 +9,6 @@
 - decoder (optional, after vae): the trained VAE (``--vae``) with its encoder frozen, its decoder fine-tuned on the
   same images with L1 + the whitened low-frequency error (``DecoderObjective``); the latent space, and so any image /
   video stage trained on it, is unchanged, while the round trip (the representation ceiling) sharpens.
-- encoder (optional, after vae): the same loss with the decoder frozen (``part="encoder"``): every latent decodes to
-  the same movie, so a diffusion stage's samples are unchanged, while the encoder learns latents that decode closer
-  to the data. The latents of the training data move, so image / video stages trained afterwards see the new ones.
 - image: EDM denoising score matching (Eq. 19) on latents of single frames, image UNet (``temporal=False``).
 - video: the image checkpoint loaded into the spatiotemporal UNet (temporal branches zero, alpha = 0); each step
   is a batch of real (clipped, augmented) videos with probability ``p_joint``, else pseudo-videos of random images
@@ -43,14 +40,7 @@ from common.io import atomic_path, atomic_write_text
 from common.nets.temporal import frame_offset
 from common.nets.unet import VideoUNet
 from common.nets.vae import FrameVAE, sample_latent
-from common.training.config import (
-    STAGES,
-    VAE_STAGES,
-    PriorConfig,
-    StageConfig,
-    dump_prior_config,
-    parse_prior_config,
-)
+from common.training.config import STAGES, PriorConfig, StageConfig, dump_prior_config, parse_prior_config
 from common.training.data import (
     ArrayFrames,
     ArrayVideos,
@@ -61,7 +51,7 @@ from common.training.data import (
     random_clip,
 )
 from common.training.ema import EMA
-from common.training.objectives import DiffusionObjective, RoundTripObjective, VAEObjective, mean_power
+from common.training.objectives import DecoderObjective, DiffusionObjective, VAEObjective, mean_power
 from common.training.state import load_training_state, optimizer_from_flat, save_training_state
 
 STATE_FILE = "state.safetensors"
@@ -97,7 +87,7 @@ class _Batcher:
 
     def __call__(self, g: torch.Generator, shared: torch.Generator) -> tuple:
         sc, b = self.sc, self.sc.batch_size
-        if self.stage in VAE_STAGES:
+        if self.stage in ("vae", "decoder"):
             x = self._aug(draw_batch(self.images, b, g), g)
             f = self.cfg.vae.downsampling
             eps = torch.randn(b, self.cfg.vae.latent_channels, x.shape[-2] // f, x.shape[-1] // f, generator=g)
@@ -140,19 +130,19 @@ TEMPORAL_ONLY_FIELDS = ("temporal_kernel", "temporal_attn_levels", "max_frames")
 
 
 def _build(stage: str, cfg: PriorConfig, init_path: Path | None, vae_path: Path | None) -> nn.Module:
-    if stage in VAE_STAGES and cfg.vae is None:
+    if stage in ("vae", "decoder") and cfg.vae is None:
         raise ValueError(f"train {stage}: the config has 'vae: null' (pixel-space prior); there is no VAE to train")
     if stage == "vae":
         return FrameVAE(cfg.vae)
-    if stage in ("decoder", "encoder"):  # RoundTripObjective freezes the other half
+    if stage == "decoder":
         if vae_path is None or not Path(vae_path).is_file():
-            raise FileNotFoundError(f"train {stage}: VAE checkpoint {vae_path} not found (train the vae stage first "
+            raise FileNotFoundError(f"train decoder: VAE checkpoint {vae_path} not found (train the vae stage first "
                                     "or pass --vae)")
         vae = checkpoints.load(vae_path, expect=FrameVAE)
         if vae.config != cfg.vae:
-            raise ValueError(f"train {stage}: VAE checkpoint {vae_path} config {vae.config} differs from the YAML "
+            raise ValueError(f"train decoder: VAE checkpoint {vae_path} config {vae.config} differs from the YAML "
                              f"vae section {cfg.vae}")
-        for p in (vae.encoder if stage == "decoder" else vae.decoder).parameters():  # the half that stays
+        for p in vae.encoder.parameters():  # the latent space stays the one the diffusion stages learned
             p.requires_grad_(False)
         return vae
     if stage == "image":
@@ -297,10 +287,9 @@ def train_stage(stage: str, cfg: PriorConfig, out_dir: str | Path, *, resume: bo
 
     if stage == "vae":
         objective: nn.Module = VAEObjective(model, sc.beta_kl)
-    elif stage in ("decoder", "encoder"):  # whitening from un-augmented training frames, seeded: same on every rank
+    elif stage == "decoder":  # whitening from un-augmented training frames, seeded: the same on every rank
         power = mean_power(draw_batch(images, 256, torch.Generator().manual_seed(sc.seed + 4242)))
-        objective = RoundTripObjective(model, power, sc.fourier_weight, sc.fourier_radius, part=stage
-                                       ).to(info.device)
+        objective = DecoderObjective(model, power, sc.fourier_weight, sc.fourier_radius).to(info.device)
     else:
         objective = DiffusionObjective(model)
     runner: nn.Module = objective
@@ -350,7 +339,7 @@ def train_stage(stage: str, cfg: PriorConfig, out_dir: str | Path, *, resume: bo
                    "time_s": round(time.perf_counter() - t0, 3)}
             if stage == "vae":
                 row.update(l1=float(logged[1]), kl=float(logged[2]))
-            if stage in ("decoder", "encoder"):
+            if stage == "decoder":
                 row.update(l1=float(logged[1]), fourier=float(logged[2]))
             if stage == "video":
                 row["real_video"] = bool(inputs[3])

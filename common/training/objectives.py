@@ -1,11 +1,10 @@
 """Training objectives as modules (so DistributedDataParallel wraps the whole loss computation).
 
 - ``VAEObjective``: paper Eq. 18 (see ``common.nets.vae.vae_loss`` for what ``beta_kl`` multiplies).
-- ``RoundTripObjective``: the fine-tune of one half of a trained VAE, the other half frozen (``part="decoder"`` or
-  ``"encoder"``): per-pixel L1 of Eq. 18 plus a whitened low-frequency error, the mean over the kept Fourier
-  components of ``|F(D(z)) - F(x)|^2 / P`` with ``P`` the training frames' mean power at that component, i.e. the
-  squared relative error per visibility that closure data measure (a 3 % error per component already doubles
-  chi~2; ``blackhole.ceiling``).
+- ``DecoderObjective``: the decoder fine-tune of a trained VAE (encoder frozen): per-pixel L1 of Eq. 18 plus a
+  whitened low-frequency error, the mean over the kept Fourier components of ``|F(D(z)) - F(x)|^2 / P`` with ``P``
+  the training frames' mean power at that component, i.e. the squared relative error per visibility that closure
+  data measure (a 3 % error per component already doubles chi~2; ``blackhole.ceiling``).
 - ``DiffusionObjective``: denoising score matching (paper Eq. 19) in the EDM form of Karras et al. 2022:
   ``E[lambda(sigma) |D(z0 + sigma n; sigma) - z0|^2]`` with ``lambda = (sigma^2 + sd^2) / (sigma sd)^2``, which equals
   ``sigma^2 |s_theta - grad log p(z_t|z0)|^2`` of Eq. 19 up to the sigma-dependent weight that makes the effective
@@ -41,7 +40,7 @@ def low_frequency_mask(height: int, width: int, radius: float) -> torch.Tensor:
 
 
 def mean_power(frames: torch.Tensor) -> torch.Tensor:
-    """``frames [N, C, H, W] -> [C, H, W]``: mean ``|fft2|^2`` per component (``RoundTripObjective`` whitening)."""
+    """``frames [N, C, H, W] -> [C, H, W]``: mean ``|fft2|^2`` per component (``DecoderObjective`` whitening)."""
     return torch.fft.fft2(frames.double()).abs().square().mean(0)
 
 
@@ -51,50 +50,31 @@ def whitened_error(rec: torch.Tensor, x: torch.Tensor, whitening: torch.Tensor) 
     return (diff.abs().square() * whitening).sum(dim=(-3, -2, -1)).mean()
 
 
-ROUND_TRIP_PARTS = ("decoder", "encoder")
+class DecoderObjective(nn.Module):
+    """``forward(x [N, C, H, W], eps [N, Cz, h, w]) -> (loss, l1, fourier)`` with the encoder of ``vae`` frozen.
 
-
-class RoundTripObjective(nn.Module):
-    """``forward(x [N, C, H, W], eps [N, Cz, h, w]) -> (loss, l1, fourier)``: one half of ``vae`` fine-tuned on its
-    round trip, the other half frozen.
-
-    ``loss = mean |D(z) - x| + weight * fourier``, ``fourier = sum_k w_k |F(D(z))_k - F(x)_k|^2 / N`` with
-    ``w_k = 1 / (power_k * K)`` on the ``K`` components of ``low_frequency_mask(H, W, radius)`` (per channel) and 0
-    elsewhere: the mean squared relative error per component. ``power [C, H, W]``: ``mean_power`` of training frames.
-
-    - ``part="decoder"``: the encoder is frozen, so the latent space (and any diffusion stage trained on it) is
-      unchanged; ``z = mean + exp(logvar / 2) eps`` (the decoder learns to be robust to the posterior width).
-    - ``part="encoder"``: the decoder is frozen, so every latent decodes to the same movie (a diffusion stage's
-      samples are unchanged); ``z = mean`` (the latent the diffusion stages see, ``latent: mean``) and ``eps`` is
-      unused. The encoder learns latents that the decoder maps closer to the data: what a sampler optimising in
-      latent space can reach anyway, found by the encoder in one pass.
+    ``loss = mean |D(z) - x| + weight * fourier``, ``z = mean + exp(logvar / 2) eps`` from the frozen encoder,
+    ``fourier = sum_k w_k |F(D(z))_k - F(x)_k|^2 / N`` with ``w_k = 1 / (power_k * K)`` on the ``K`` components of
+    ``low_frequency_mask(H, W, radius)`` (per channel) and 0 elsewhere: the mean squared relative error per
+    component. ``power [C, H, W]``: ``mean_power`` of training frames.
     """
 
-    def __init__(self, vae: FrameVAE, power: torch.Tensor, weight: float, radius: float,
-                 part: str = "decoder") -> None:
+    def __init__(self, vae: FrameVAE, power: torch.Tensor, weight: float, radius: float) -> None:
         super().__init__()
-        if part not in ROUND_TRIP_PARTS:
-            raise ValueError(f"RoundTripObjective: part must be one of {ROUND_TRIP_PARTS}, got {part!r}")
         self.model = vae
-        self.part = part
         self.weight = float(weight)
         mask = low_frequency_mask(power.shape[-2], power.shape[-1], radius).expand_as(power)
         if not bool((power[mask] > 0).all()):
-            raise ValueError("RoundTripObjective: the training frames have no power at some kept Fourier component")
+            raise ValueError("DecoderObjective: the training frames have no power at some kept Fourier component")
         w = torch.where(mask, 1.0 / power.clamp(min=torch.finfo(torch.float64).tiny), 0.0) / mask.sum()
         self.register_buffer("whitening", w.float())
-        frozen = vae.encoder if part == "decoder" else vae.decoder
-        for p in frozen.parameters():
+        for p in vae.encoder.parameters():
             p.requires_grad_(False)
 
     def forward(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        if self.part == "decoder":
-            with torch.no_grad():
-                mean, logvar = self.model.encode(x)
-            z = mean + (0.5 * logvar).exp() * eps
-        else:
-            z = self.model.encode(x)[0]
-        rec = self.model.decode(z)
+        with torch.no_grad():
+            mean, logvar = self.model.encode(x)
+        rec = self.model.decode(mean + (0.5 * logvar).exp() * eps)
         l1 = (rec - x).abs().mean()
         fourier = whitened_error(rec, x, self.whitening)
         return l1 + self.weight * fourier, l1.detach(), fourier.detach()
