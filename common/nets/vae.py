@@ -11,6 +11,8 @@ is independent of image size. (The STeP reference code instead sums the KL per s
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -139,17 +141,22 @@ def kl_to_standard_normal(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Ten
     return 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar)
 
 
-def vae_loss(vae: FrameVAE, x: torch.Tensor, eps: torch.Tensor, beta_kl: float
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Eq. 18 on images ``x [N, C, H, W]``: per-pixel mean L1 + ``beta_kl`` * per-latent-entry mean KL.
+def vae_loss(vae: FrameVAE, x: torch.Tensor, eps: torch.Tensor, beta_kl: float,
+             extra: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Eq. 18 on images ``x [N, C, H, W]``: per-pixel mean L1 + ``beta_kl`` * per-latent-entry mean KL, plus
+    ``extra(D(z), x)`` (0-dim) when given (a further reconstruction term, e.g. a whitened Fourier error).
 
     ``eps`` (``[N, Cz, H/f, W/f]``, standard normal, drawn by the caller from its generator) gives the
-    reparameterised sample ``z = mean + exp(logvar / 2) * eps``. Returns ``(loss, l1, kl)`` (0-dim tensors).
+    reparameterised sample ``z = mean + exp(logvar / 2) * eps``. Returns ``(loss, l1, kl, extra)`` (0-dim tensors;
+    ``extra`` 0 when not given).
     """
     mean, logvar = vae.encode(x)
     if eps.shape != mean.shape:
         raise ValueError(f"vae_loss: eps has shape {tuple(eps.shape)}, latents have {tuple(mean.shape)}")
     z = mean + (0.5 * logvar).exp() * eps
-    rec = F.l1_loss(vae.decode(z), x)
+    decoded = vae.decode(z)
+    rec = F.l1_loss(decoded, x)
     kl = kl_to_standard_normal(mean, logvar).mean()
-    return rec + beta_kl * kl, rec.detach(), kl.detach()
+    more = extra(decoded, x) if extra is not None else torch.zeros((), device=x.device)
+    return rec + beta_kl * kl + more, rec.detach(), kl.detach(), more.detach()

@@ -45,7 +45,8 @@ class StageConfig:
     bf16: autocast to bfloat16, honoured only on CUDA (ignored, with a printed note, on CPU).
     beta_kl: VAE stage, weight of the per-latent-entry mean KL in Eq. 18.
     fourier_weight / fourier_radius: decoder stage (a trained VAE's decoder fine-tuned with its encoder frozen, so
-        the latent space the diffusion stages learned stays the same): loss = L1 + fourier_weight x the whitened
+        the latent space the diffusion stages learned stays the same), and the vae stage when > 0 (added to
+        Eq. 18, a VAE trained for closure data from the start): loss = L1 + fourier_weight x the whitened
         low-frequency error of ``common.training.objectives.DecoderObjective``, over the 2-D Fourier components
         within ``fourier_radius`` bins of the frame grid's FFT (a 64-pixel, 128 uas frame: 1 bin = 1.6 G lambda,
         so 6 bins reach beyond the EHT's longest baselines).

@@ -5,7 +5,8 @@
 ``state.safetensors`` (resumable, atomic), ``ema.safetensors`` and ``model.safetensors`` (final EMA and raw weights,
 ``common.checkpoints`` format), ``log.jsonl`` (one JSON line per logged step), ``loss.png`` and ``config.yaml``.
 
-- vae: Eq. 18 on augmented images of the image set (all frames of the videos + extra frames).
+- vae: Eq. 18 on augmented images of the image set (all frames of the videos + extra frames), plus
+  ``fourier_weight`` x the whitened low-frequency error when that is > 0 (``VAEObjective``).
 - decoder (optional, after vae): the trained VAE (``--vae``) with its encoder frozen, its decoder fine-tuned on the
   same images with L1 + the whitened low-frequency error (``DecoderObjective``); the latent space, and so any image /
   video stage trained on it, is unchanged, while the round trip (the representation ceiling) sharpens.
@@ -285,10 +286,13 @@ def train_stage(stage: str, cfg: PriorConfig, out_dir: str | Path, *, resume: bo
         shared.set_state(parts["rng"]["shared"])
         start = int(meta["step"])
 
+    # whitening of the Fourier term from un-augmented training frames, seeded: the same on every rank
+    power = (mean_power(draw_batch(images, 256, torch.Generator().manual_seed(sc.seed + 4242)))
+             if stage == "decoder" or (stage == "vae" and sc.fourier_weight > 0) else None)
     if stage == "vae":
-        objective: nn.Module = VAEObjective(model, sc.beta_kl)
-    elif stage == "decoder":  # whitening from un-augmented training frames, seeded: the same on every rank
-        power = mean_power(draw_batch(images, 256, torch.Generator().manual_seed(sc.seed + 4242)))
+        objective: nn.Module = VAEObjective(model, sc.beta_kl, power, sc.fourier_weight, sc.fourier_radius
+                                            ).to(info.device)
+    elif stage == "decoder":
         objective = DecoderObjective(model, power, sc.fourier_weight, sc.fourier_radius).to(info.device)
     else:
         objective = DiffusionObjective(model)
@@ -339,6 +343,8 @@ def train_stage(stage: str, cfg: PriorConfig, out_dir: str | Path, *, resume: bo
                    "time_s": round(time.perf_counter() - t0, 3)}
             if stage == "vae":
                 row.update(l1=float(logged[1]), kl=float(logged[2]))
+                if sc.fourier_weight > 0:
+                    row["fourier"] = float(logged[3])
             if stage == "decoder":
                 row.update(l1=float(logged[1]), fourier=float(logged[2]))
             if stage == "video":

@@ -1,6 +1,7 @@
 """Training objectives as modules (so DistributedDataParallel wraps the whole loss computation).
 
-- ``VAEObjective``: paper Eq. 18 (see ``common.nets.vae.vae_loss`` for what ``beta_kl`` multiplies).
+- ``VAEObjective``: paper Eq. 18 (see ``common.nets.vae.vae_loss`` for what ``beta_kl`` multiplies), optionally plus
+  ``fourier_weight`` x the whitened low-frequency error below (a VAE trained for closure data from the start).
 - ``DecoderObjective``: the decoder fine-tune of a trained VAE (encoder frozen): per-pixel L1 of Eq. 18 plus a
   whitened low-frequency error, the mean over the kept Fourier components of ``|F(D(z)) - F(x)|^2 / P`` with ``P``
   the training frames' mean power at that component, i.e. the squared relative error per visibility that closure
@@ -21,15 +22,29 @@ from common.nets.vae import FrameVAE, vae_loss
 
 
 class VAEObjective(nn.Module):
-    """``forward(x [N, C, H, W], eps [N, Cz, h, w]) -> (loss, l1, kl)``."""
+    """``forward(x [N, C, H, W], eps [N, Cz, h, w]) -> (loss, l1, kl, fourier)``: Eq. 18 plus, when ``power`` is
+    given, ``weight`` x ``whitened_error`` on the components within ``radius`` bins (``fourier`` 0 otherwise)."""
 
-    def __init__(self, vae: FrameVAE, beta_kl: float) -> None:
+    def __init__(self, vae: FrameVAE, beta_kl: float, power: torch.Tensor | None = None, weight: float = 0.0,
+                 radius: float = 6.0) -> None:
         super().__init__()
         self.model = vae
         self.beta_kl = float(beta_kl)
+        self.weight = float(weight)
+        if power is not None:
+            if not self.weight > 0:
+                raise ValueError(f"VAEObjective: a Fourier term needs weight > 0, got {weight}")
+            self.register_buffer("whitening", whitening_weights(power, radius))
+        else:
+            self.whitening = None
+
+    def _fourier(self, rec: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return self.weight * whitened_error(rec, x, self.whitening)
 
     def forward(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return vae_loss(self.model, x, eps, self.beta_kl)
+        loss, l1, kl, fourier = vae_loss(self.model, x, eps, self.beta_kl,
+                                         extra=self._fourier if self.whitening is not None else None)
+        return loss, l1, kl, fourier / self.weight if self.whitening is not None else fourier
 
 
 def low_frequency_mask(height: int, width: int, radius: float) -> torch.Tensor:
@@ -42,6 +57,16 @@ def low_frequency_mask(height: int, width: int, radius: float) -> torch.Tensor:
 def mean_power(frames: torch.Tensor) -> torch.Tensor:
     """``frames [N, C, H, W] -> [C, H, W]``: mean ``|fft2|^2`` per component (``DecoderObjective`` whitening)."""
     return torch.fft.fft2(frames.double()).abs().square().mean(0)
+
+
+def whitening_weights(power: torch.Tensor, radius: float) -> torch.Tensor:
+    """``power [C, H, W]`` (``mean_power``) -> float32 ``[C, H, W]`` weights ``1 / (power_k K)`` on the ``K``
+    components of ``low_frequency_mask(H, W, radius)`` per channel, 0 elsewhere (``whitened_error`` is then the mean
+    squared relative error per kept component)."""
+    mask = low_frequency_mask(power.shape[-2], power.shape[-1], radius).expand_as(power)
+    if not bool((power[mask] > 0).all()):
+        raise ValueError("whitening_weights: the training frames have no power at some kept Fourier component")
+    return (torch.where(mask, 1.0 / power.clamp(min=torch.finfo(torch.float64).tiny), 0.0) / mask.sum()).float()
 
 
 def whitened_error(rec: torch.Tensor, x: torch.Tensor, whitening: torch.Tensor) -> torch.Tensor:
@@ -63,11 +88,7 @@ class DecoderObjective(nn.Module):
         super().__init__()
         self.model = vae
         self.weight = float(weight)
-        mask = low_frequency_mask(power.shape[-2], power.shape[-1], radius).expand_as(power)
-        if not bool((power[mask] > 0).all()):
-            raise ValueError("DecoderObjective: the training frames have no power at some kept Fourier component")
-        w = torch.where(mask, 1.0 / power.clamp(min=torch.finfo(torch.float64).tiny), 0.0) / mask.sum()
-        self.register_buffer("whitening", w.float())
+        self.register_buffer("whitening", whitening_weights(power, radius))
         for p in vae.encoder.parameters():
             p.requires_grad_(False)
 

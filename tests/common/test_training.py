@@ -17,7 +17,13 @@ from common.nets.vae import FrameVAE
 from common.training.cli import register_sample_prior, register_train
 from common.training.config import DataConfig, PriorConfig, StageConfig
 from common.training.loop import train_stage
-from common.training.objectives import DecoderObjective, low_frequency_mask, mean_power, whitened_error
+from common.training.objectives import (
+    DecoderObjective,
+    low_frequency_mask,
+    mean_power,
+    whitened_error,
+    whitening_weights,
+)
 from tests.common.test_nets import randomise
 
 TINY_UNET = UNetConfig(in_channels=1, image_size=8, channels=(8, 16), attn_levels=(1,), temporal_attn_levels=(1,),
@@ -96,7 +102,8 @@ def test_killed_run_resumes_bit_identically(tmp_path, stage):
     sc = StageConfig(steps=6, batch_size=2, lr=2e-3, checkpoint_every=2, ema_decay=0.9, seed=3, p_joint=0.5)
     vae_cfg = VAEConfig(channels=(8, 16), latent_channels=TINY_UNET.in_channels)
     cfg = PriorConfig(data=DataConfig(zoom=0.2), vae=vae_cfg if stage in ("vae", "decoder") else None,
-                      unet=TINY_UNET, train_vae=sc, train_decoder=dataclasses.replace(sc, fourier_weight=0.5),
+                      unet=TINY_UNET, train_vae=dataclasses.replace(sc, fourier_weight=0.5),
+                      train_decoder=dataclasses.replace(sc, fourier_weight=0.5),
                       train_video=sc)
     init = tmp_path / "image.safetensors"
     image = VideoUNet(UNetConfig(**{**TINY_UNET.__dict__, "temporal": False}))
@@ -308,6 +315,29 @@ def test_whitened_low_frequency_error_matches_numpy():
     obj = DecoderObjective(FrameVAE(VAEConfig(channels=(8, 16))), mean_power(torch.from_numpy(frames)), 1.0, 2.5)
     got = whitened_error(torch.from_numpy(rec), torch.from_numpy(x), obj.whitening)
     assert float(got) == pytest.approx(expected, rel=1e-5)
+
+
+def test_vae_objective_adds_the_weighted_whitened_error():
+    """The vae stage's optional Fourier term: loss = Eq. 18 + weight x whitened error of the same reconstruction."""
+    from common.nets.vae import kl_to_standard_normal
+    from common.training.objectives import VAEObjective
+
+    torch.manual_seed(0)
+    vae = FrameVAE(VAEConfig(channels=(8, 16)))
+    x, frames = torch.rand(3, 1, 8, 8), torch.rand(16, 1, 8, 8)
+    eps = torch.randn(3, 1, 4, 4)
+    power = mean_power(frames)
+    loss, l1, kl, fourier = VAEObjective(vae, 1e-3, power, 0.5, 2.5)(x, eps)
+    mean, logvar = vae.encode(x)
+    rec = vae.decode(mean + (0.5 * logvar).exp() * eps)
+    want_f = whitened_error(rec, x, whitening_weights(power, 2.5))
+    want = (rec - x).abs().mean() + 1e-3 * kl_to_standard_normal(mean, logvar).mean() + 0.5 * want_f
+    assert float(fourier) == pytest.approx(float(want_f), rel=1e-5)
+    assert float(loss) == pytest.approx(float(want), rel=1e-5)
+    plain = VAEObjective(vae, 1e-3)(x, eps)
+    assert float(plain[3]) == 0.0 and float(plain[0]) == pytest.approx(float(want - 0.5 * want_f), rel=1e-5)
+    with pytest.raises(ValueError, match="weight > 0"):
+        VAEObjective(vae, 1e-3, power, 0.0)
 
 
 @pytest.mark.slow
