@@ -41,9 +41,10 @@ def track_frames(template=None) -> int:
 
 
 def closure_ceiling(videos: torch.Tensor, represent: Callable[[torch.Tensor], torch.Tensor], fov_uas: float,
-                    flux_jy: float = DEFAULT_FLUX_JY, seed: int = 0) -> dict:
+                    flux_jy: float = DEFAULT_FLUX_JY, seed: int = 0, template=None) -> dict:
     """Closure chi~2 of ``videos [N, T, 1, H, W]`` and of ``represent(video [1, T, 1, H, W])`` on simulated EHT 2017
-    observations of each video (``T`` = the track's 64 timestamps).
+    observations of each video (``T`` = the track's 64 timestamps). ``template``: the track as an ehtim ``Obsdata``
+    (default ``blackhole.array.make_observation()``, built here).
 
     Returns ``{"truth": {"chi2_cp": [N], "chi2_logca": [N]}, "representation": {...}, "mean": {...}}``, plus the
     settings; ``mean`` holds the means over videos of both.
@@ -56,7 +57,7 @@ def closure_ceiling(videos: torch.Tensor, represent: Callable[[torch.Tensor], to
         raise ValueError(f"closure_ceiling: expected videos [N, T, 1, H, H], got {tuple(videos.shape)}")
     if not flux_jy > 0 or not fov_uas > 0:
         raise ValueError(f"closure_ceiling: flux_jy and fov_uas must be > 0, got {flux_jy} and {fov_uas}")
-    template = make_observation()
+    template = make_observation() if template is None else template
     n_times = track_frames(template)
     if videos.shape[1] != n_times:
         raise ValueError(f"closure_ceiling: the EHT 2017 track has {n_times} timestamps (one frame each), the videos "
@@ -101,7 +102,10 @@ def from_args(args: argparse.Namespace, videos) -> Callable[..., dict]:
         value = getattr(args, name)
         if not (np.isfinite(value) and value > 0):
             raise ValueError(f"--{name.replace('_', '-')} must be a finite number > 0, got {value}")
-    frames = track_frames()
+    from blackhole.array import make_observation
+
+    template = make_observation()  # built once: the check below and every measurement use it
+    frames = track_frames(template)
     if videos.shape[2] != 1 or videos.shape[1] != frames or videos.shape[-1] != videos.shape[-2]:
         raise ValueError(f"needs square single-channel videos of the EHT 2017 track's {frames} frames, got "
                          f"{videos.shape[2]} channel(s), {videos.shape[1]} frames of {videos.shape[-2]}x"
@@ -109,6 +113,7 @@ def from_args(args: argparse.Namespace, videos) -> Callable[..., dict]:
 
     def ceiling(v, represent):
         return {"name": "eht2017 closure chi~2", **closure_ceiling(v, represent, fov_uas=args.fov_uas,
-                                                                    flux_jy=args.flux_jy, seed=args.seed)}
+                                                                    flux_jy=args.flux_jy, seed=args.seed,
+                                                                    template=template)}
 
     return ceiling
