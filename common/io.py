@@ -103,18 +103,23 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     ``path`` is absent). On any error (or ``SystemExit`` from a signal handler, :func:`terminate_as_exit`) the
     temporary folder is removed and ``path`` is left untouched. ``path``'s parent is created if missing; an
     existing *file* at ``path`` raises :class:`OutputPathError` before anything is written.
+
+    The temporary folders carry the writer's process id (``.<name>.new-<pid>-*``, ``.<name>.old-<pid>-*``). A writer
+    killed outright (SIGKILL, power loss) cannot clean up, so the next call first removes the folders of writers that
+    no longer run, and puts a killed writer's old set back if it died between the two renames.
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise OutputPathError(f"{path}: expected an output folder, found an existing file")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.new-", dir=path.parent))
+    _clean_after_killed_writers(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.new-{os.getpid()}-", dir=path.parent))
     try:
         yield tmp
         os.chmod(tmp, 0o755)  # mkdtemp creates 0700
         old = None
         if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-{os.getpid()}-", dir=path.parent))
             os.rename(path, old / path.name)  # a rename within one folder tree: atomic on POSIX
         try:
             os.rename(tmp, path)
@@ -128,6 +133,34 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _writer_gone(folder: Path) -> bool:
+    """True when ``folder`` (``.<name>.<kind>-<pid>-<random>``) belongs to a process that no longer runs."""
+    try:
+        pid = int(folder.name.rsplit("-", 2)[-2])
+    except (IndexError, ValueError):
+        return False  # not one of ours (or from before the pid was in the name): leave it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
+def _clean_after_killed_writers(path: Path) -> None:
+    """Remove the temporary folders of :func:`atomic_folder` writers of ``path`` that were killed outright; if one
+    died between its two renames (``path`` absent, the old set inside its ``.old-`` folder), put the old set back."""
+    for kind in ("old", "new"):  # old first: a restore must happen before anything else touches path
+        for folder in path.parent.iterdir():
+            if not (folder.name.startswith(f".{path.name}.{kind}-") and folder.is_dir() and _writer_gone(folder)):
+                continue
+            kept = folder / path.name
+            if kind == "old" and kept.is_dir() and not path.exists():
+                os.rename(kept, path)
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextmanager
