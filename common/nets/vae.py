@@ -142,14 +142,15 @@ def kl_to_standard_normal(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Ten
 
 
 def vae_loss(vae: FrameVAE, x: torch.Tensor, eps: torch.Tensor, beta_kl: float,
-             extra: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+             extra: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None, extra_weight: float = 0.0
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Eq. 18 on images ``x [N, C, H, W]``: per-pixel mean L1 + ``beta_kl`` * per-latent-entry mean KL, plus
-    ``extra(D(z), x)`` (0-dim) when given (a further reconstruction term, e.g. a whitened Fourier error).
+    ``extra_weight * extra(D(z), x)`` when ``extra`` is given (a further reconstruction term, 0-dim, e.g. a whitened
+    Fourier error).
 
     ``eps`` (``[N, Cz, H/f, W/f]``, standard normal, drawn by the caller from its generator) gives the
     reparameterised sample ``z = mean + exp(logvar / 2) * eps``. Returns ``(loss, l1, kl, extra)`` (0-dim tensors;
-    ``extra`` 0 when not given).
+    ``extra`` unweighted, 0 when not given).
     """
     mean, logvar = vae.encode(x)
     if eps.shape != mean.shape:
@@ -159,4 +160,4 @@ def vae_loss(vae: FrameVAE, x: torch.Tensor, eps: torch.Tensor, beta_kl: float,
     rec = F.l1_loss(decoded, x)
     kl = kl_to_standard_normal(mean, logvar).mean()
     more = extra(decoded, x) if extra is not None else torch.zeros((), device=x.device)
-    return rec + beta_kl * kl + more, rec.detach(), kl.detach(), more.detach()
+    return rec + beta_kl * kl + extra_weight * more, rec.detach(), kl.detach(), more.detach()

@@ -31,20 +31,15 @@ class VAEObjective(nn.Module):
         self.model = vae
         self.beta_kl = float(beta_kl)
         self.weight = float(weight)
-        if power is not None:
-            if not self.weight > 0:
-                raise ValueError(f"VAEObjective: a Fourier term needs weight > 0, got {weight}")
-            self.register_buffer("whitening", whitening_weights(power, radius))
-        else:
-            self.whitening = None
-
-    def _fourier(self, rec: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return self.weight * whitened_error(rec, x, self.whitening)
+        if power is not None and not self.weight > 0:
+            raise ValueError(f"VAEObjective: a Fourier term needs weight > 0, got {weight}")
+        self.register_buffer("whitening", None if power is None else whitening_weights(power, radius))
 
     def forward(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        loss, l1, kl, fourier = vae_loss(self.model, x, eps, self.beta_kl,
-                                         extra=self._fourier if self.whitening is not None else None)
-        return loss, l1, kl, fourier / self.weight if self.whitening is not None else fourier
+        if self.whitening is None:
+            return vae_loss(self.model, x, eps, self.beta_kl)
+        return vae_loss(self.model, x, eps, self.beta_kl, extra=lambda rec, t: whitened_error(rec, t, self.whitening),
+                        extra_weight=self.weight)
 
 
 def low_frequency_mask(height: int, width: int, radius: float) -> torch.Tensor:
