@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -104,22 +105,23 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     temporary folder is removed and ``path`` is left untouched. ``path``'s parent is created if missing; an
     existing *file* at ``path`` raises :class:`OutputPathError` before anything is written.
 
-    The temporary folders carry the writer's process id (``.<name>.new-<pid>-*``, ``.<name>.old-<pid>-*``). A writer
-    killed outright (SIGKILL, power loss) cannot clean up, so the next call first removes the folders of writers that
-    no longer run, and puts a killed writer's old set back if it died between the two renames.
+    The temporary folders carry the writer's process id and host (``.<name>.new-<pid>@<host>-*``, ``.old-`` alike). A
+    writer killed outright (SIGKILL, power loss) cannot clean up, so the next call on the same host first removes the
+    folders of writers that no longer run, and puts a killed writer's old set back if it died between the two renames
+    (another host's folders, on a shared filesystem, are left alone: its process ids mean nothing here).
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise OutputPathError(f"{path}: expected an output folder, found an existing file")
     path.parent.mkdir(parents=True, exist_ok=True)
     _clean_after_killed_writers(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.new-{os.getpid()}-", dir=path.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.new-{_writer_id()}-", dir=path.parent))
     try:
         yield tmp
         os.chmod(tmp, 0o755)  # mkdtemp creates 0700
         old = None
         if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-{os.getpid()}-", dir=path.parent))
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-{_writer_id()}-", dir=path.parent))
             os.rename(path, old / path.name)  # a rename within one folder tree: atomic on POSIX
         try:
             os.rename(tmp, path)
@@ -135,14 +137,18 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _writer_gone(folder: Path) -> bool:
-    """True when ``folder`` (``.<name>.<kind>-<pid>-<random>``) belongs to a process that no longer runs."""
+def _writer_id() -> str:
+    """``<pid>@<host>``: who writes an :func:`atomic_folder` temporary folder."""
+    return f"{os.getpid()}@{socket.gethostname()}"
+
+
+def _writer_gone(owner: str) -> bool:
+    """True when ``owner`` (``<pid>@<host>``, :func:`_writer_id`) is a process of this host that no longer runs."""
+    pid, _, host = owner.partition("@")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another host's, or not one of ours: leave it
     try:
-        pid = int(folder.name.rsplit("-", 2)[-2])
-    except (IndexError, ValueError):
-        return False  # not one of ours (or from before the pid was in the name): leave it
-    try:
-        os.kill(pid, 0)
+        os.kill(int(pid), 0)
     except ProcessLookupError:
         return True
     except PermissionError:  # alive, another user's
@@ -154,8 +160,10 @@ def _clean_after_killed_writers(path: Path) -> None:
     """Remove the temporary folders of :func:`atomic_folder` writers of ``path`` that were killed outright; if one
     died between its two renames (``path`` absent, the old set inside its ``.old-`` folder), put the old set back."""
     for kind in ("old", "new"):  # old first: a restore must happen before anything else touches path
+        prefix = f".{path.name}.{kind}-"
         for folder in path.parent.iterdir():
-            if not (folder.name.startswith(f".{path.name}.{kind}-") and folder.is_dir() and _writer_gone(folder)):
+            owner = folder.name[len(prefix):].rpartition("-")[0]  # mkdtemp's random tail has no "-"
+            if not (folder.name.startswith(prefix) and folder.is_dir() and _writer_gone(owner)):
                 continue
             kept = folder / path.name
             if kind == "old" and kept.is_dir() and not path.exists():

@@ -109,6 +109,7 @@ def test_atomic_folder_failure_keeps_the_old_set(tmp_path):
 def test_atomic_folder_cleans_up_after_a_writer_killed_outright(tmp_path):
     """SIGKILL leaves a writer's temporary folders behind; the next write removes those of dead writers only, and
     restores the old set when the writer died between its two renames."""
+    import socket
     import subprocess
     import sys
 
@@ -116,17 +117,20 @@ def test_atomic_folder_cleans_up_after_a_writer_killed_outright(tmp_path):
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
                           check=True)
-    gone, alive = int(dead.stdout), os.getpid()
+    host = socket.gethostname()
+    gone, alive = f"{int(dead.stdout)}@{host}", f"{os.getpid()}@{host}"
     target = tmp_path / "run"
     (tmp_path / f".run.new-{gone}-abc").mkdir()  # killed while writing
     (tmp_path / f".run.old-{gone}-def" / "run").mkdir(parents=True)  # killed between the renames: run absent
     (tmp_path / f".run.old-{gone}-def" / "run" / "a.txt").write_text("old a")
     (tmp_path / f".run.new-{alive}-ghi").mkdir()  # a writer still running: not ours to touch
+    (tmp_path / f".run.new-{int(dead.stdout)}@elsewhere-jkl").mkdir()  # another host's writer: its pid means nothing
     with atomic_folder(target) as tmp:
         assert _files(target) == {"a.txt": "old a"}  # the old set is back before the new one is written
         (tmp / "a.txt").write_text("new a")
     assert _files(target) == {"a.txt": "new a"}
-    assert sorted(os.listdir(tmp_path)) == [f".run.new-{alive}-ghi", "run"]
+    left = [f".run.new-{alive}-ghi", f".run.new-{int(dead.stdout)}@elsewhere-jkl", "run"]
+    assert sorted(os.listdir(tmp_path)) == sorted(left)
 
 
 def test_atomic_folder_puts_the_old_set_back_when_the_final_rename_fails(tmp_path, monkeypatch):
