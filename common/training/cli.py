@@ -54,7 +54,8 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--vae", type=Path, default=None, help="frozen VAE checkpoint (default OUT/vae/ema.safetensors); "
                    "decoder stage: the VAE whose decoder is fine-tuned")
     p.add_argument("--init", type=Path, default=None,
-                   help="video stage: image-UNet checkpoint (default OUT/image/ema.safetensors)")
+                   help="video stage: image-UNet checkpoint (default OUT/image/ema.safetensors); vae stage: a "
+                   "trained VAE to start from (default: a fresh one)")
     p.add_argument("--steps", type=int, default=None, help="override the stage's number of steps")
     p.add_argument("--max-minutes", type=float, default=None, help="wall-time budget: stop after the step that "
                    "uses it up, save a resumable checkpoint and the EMA weights")
@@ -84,7 +85,7 @@ def _run_train(args: argparse.Namespace) -> int:
     except OutputPathError as exc:
         return _fail(prog, str(exc))
     vae = args.vae if args.vae is not None else root / "vae" / "ema.safetensors"
-    init = args.init if args.init is not None else root / "image" / "ema.safetensors"
+    init = args.init if args.init is not None or args.stage != "video" else root / "image" / "ema.safetensors"
     import torch.distributed as dist
 
     try:
@@ -100,7 +101,7 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_reporting_setup_errors(args: argparse.Namespace, cfg, root: Path, vae: Path, init: Path) -> None:
+def _train_reporting_setup_errors(args: argparse.Namespace, cfg, root: Path, vae: Path, init: Path | None) -> None:
     """Run the stage; an error of the set-up (config, data, checkpoints, resume state: raised before the first step
     finished) becomes ``TrainingUsageError``. Errors after training started keep their traceback (a bug or a
     diverging run), except a non-finite loss, reported in one line too."""

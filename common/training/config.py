@@ -50,6 +50,9 @@ class StageConfig:
         low-frequency error of ``common.training.objectives.DecoderObjective``, over the 2-D Fourier components
         within ``fourier_radius`` bins of the frame grid's FFT (a 64-pixel, 128 uas frame: 1 bin = 1.6 G lambda,
         so 6 bins reach beyond the EHT's longest baselines).
+    fourier_flux_norm: that whitened error relative to each frame's own flux (``whitened_error``'s ``dc_power``):
+        closure data are scale invariant, and max-normalised movies of a faint ring beside a bright spot have
+        frames 5-10x fainter than the mean, whose relative errors the plain whitening under-weights 25-100x.
     p_mean / p_std: diffusion stages, log-normal noise-level distribution ``ln sigma ~ N(p_mean, p_std^2)`` (EDM).
     latent: diffusion stages with a VAE: ``mean`` of the encoder or a reparameterised ``sample`` (Eq. 19).
     p_joint: video stage, probability that a step uses real videos (else pseudo-videos of random images).
@@ -76,6 +79,7 @@ class StageConfig:
     alpha_lr_scale: float = 1.0
     fourier_weight: float = 0.0
     fourier_radius: float = 6.0
+    fourier_flux_norm: bool = False
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "checkpoint_every", "log_every"):

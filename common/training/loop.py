@@ -134,7 +134,15 @@ def _build(stage: str, cfg: PriorConfig, init_path: Path | None, vae_path: Path 
     if stage in ("vae", "decoder") and cfg.vae is None:
         raise ValueError(f"train {stage}: the config has 'vae: null' (pixel-space prior); there is no VAE to train")
     if stage == "vae":
-        return FrameVAE(cfg.vae)
+        if init_path is None:
+            return FrameVAE(cfg.vae)
+        if not Path(init_path).is_file():
+            raise FileNotFoundError(f"train vae: --init VAE checkpoint {init_path} not found")
+        start = checkpoints.load(init_path, expect=FrameVAE)  # continue a trained VAE under a new objective
+        if start.config != cfg.vae:
+            raise ValueError(f"train vae: --init VAE checkpoint {init_path} config {start.config} differs from the "
+                             f"YAML vae section {cfg.vae}")
+        return start
     if stage == "decoder":
         if vae_path is None or not Path(vae_path).is_file():
             raise FileNotFoundError(f"train decoder: VAE checkpoint {vae_path} not found (train the vae stage first "
@@ -146,6 +154,8 @@ def _build(stage: str, cfg: PriorConfig, init_path: Path | None, vae_path: Path 
         for p in vae.encoder.parameters():  # the latent space stays the one the diffusion stages learned
             p.requires_grad_(False)
         return vae
+    if init_path is not None and stage in ("image", "decoder"):
+        raise ValueError(f"train {stage}: --init applies to the vae and video stages only")
     if stage == "image":
         return VideoUNet(dataclasses.replace(cfg.unet, temporal=False))
     if init_path is None or not Path(init_path).is_file():
@@ -220,7 +230,9 @@ def train_stage(stage: str, cfg: PriorConfig, out_dir: str | Path, *, resume: bo
 
     ``videos``/``frames`` override the datasets named in ``cfg.data`` (any map-style datasets following the project
     convention). ``vae_path`` (image/video stages with a VAE) and ``init_path`` (video stage) name the frozen VAE and
-    the image-UNet checkpoint. ``callback(step, loss)`` runs after every step (it may raise to stop the run).
+    the image-UNet checkpoint; for the vae stage ``init_path``, when given, is a VAE checkpoint to start from (e.g. a
+    trained VAE continued with ``fourier_flux_norm``) instead of a fresh initialisation. ``callback(step, loss)``
+    runs after every step (it may raise to stop the run).
     ``max_seconds``: wall-time budget of this call; when it runs out the stage stops after the current step, saves
     a resumable checkpoint and writes its EMA weights as if finished (``--resume`` continues to ``steps``).
     """
@@ -290,10 +302,11 @@ def train_stage(stage: str, cfg: PriorConfig, out_dir: str | Path, *, resume: bo
     power = (mean_power(draw_batch(images, 256, torch.Generator().manual_seed(sc.seed + 4242)))
              if stage == "decoder" or (stage == "vae" and sc.fourier_weight > 0) else None)
     if stage == "vae":
-        objective: nn.Module = VAEObjective(model, sc.beta_kl, power, sc.fourier_weight, sc.fourier_radius
-                                            ).to(info.device)
+        objective: nn.Module = VAEObjective(model, sc.beta_kl, power, sc.fourier_weight, sc.fourier_radius,
+                                            sc.fourier_flux_norm).to(info.device)
     elif stage == "decoder":
-        objective = DecoderObjective(model, power, sc.fourier_weight, sc.fourier_radius).to(info.device)
+        objective = DecoderObjective(model, power, sc.fourier_weight, sc.fourier_radius,
+                                     sc.fourier_flux_norm).to(info.device)
     else:
         objective = DiffusionObjective(model)
     runner: nn.Module = objective

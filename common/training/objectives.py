@@ -23,22 +23,27 @@ from common.nets.vae import FrameVAE, vae_loss
 
 class VAEObjective(nn.Module):
     """``forward(x [N, C, H, W], eps [N, Cz, h, w]) -> (loss, l1, kl, fourier)``: Eq. 18 plus, when ``power`` is
-    given, ``weight`` x ``whitened_error`` on the components within ``radius`` bins (``fourier`` 0 otherwise)."""
+    given, ``weight`` x ``whitened_error`` on the components within ``radius`` bins (``fourier`` 0 otherwise);
+    ``flux_norm``: each frame's error relative to its own flux (``whitened_error``'s ``dc_power``)."""
 
     def __init__(self, vae: FrameVAE, beta_kl: float, power: torch.Tensor | None = None, weight: float = 0.0,
-                 radius: float = 6.0) -> None:
+                 radius: float = 6.0, flux_norm: bool = False) -> None:
         super().__init__()
         self.model = vae
         self.beta_kl = float(beta_kl)
         self.weight = float(weight)
         if power is not None and not self.weight > 0:
             raise ValueError(f"VAEObjective: a Fourier term needs weight > 0, got {weight}")
+        if flux_norm and power is None:
+            raise ValueError("VAEObjective: flux_norm needs the Fourier term (power)")
         self.register_buffer("whitening", None if power is None else whitening_weights(power, radius))
+        self.register_buffer("dc_power", power[..., 0, 0].float() if flux_norm else None)
 
     def forward(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if self.whitening is None:
             return vae_loss(self.model, x, eps, self.beta_kl)
-        return vae_loss(self.model, x, eps, self.beta_kl, extra=lambda rec, t: whitened_error(rec, t, self.whitening),
+        return vae_loss(self.model, x, eps, self.beta_kl,
+                        extra=lambda rec, t: whitened_error(rec, t, self.whitening, self.dc_power),
                         extra_weight=self.weight)
 
 
@@ -64,10 +69,25 @@ def whitening_weights(power: torch.Tensor, radius: float) -> torch.Tensor:
     return (torch.where(mask, 1.0 / power.clamp(min=torch.finfo(torch.float64).tiny), 0.0) / mask.sum()).float()
 
 
-def whitened_error(rec: torch.Tensor, x: torch.Tensor, whitening: torch.Tensor) -> torch.Tensor:
-    """``sum_k whitening_k |F(rec)_k - F(x)_k|^2`` per image of ``[N, C, H, W]``, averaged over ``N`` (0-dim)."""
+FLUX_FLOOR = 1e-3
+"""``whitened_error`` with ``dc_power``: a frame's squared flux counts as at least this fraction of ``dc_power``."""
+
+
+def whitened_error(rec: torch.Tensor, x: torch.Tensor, whitening: torch.Tensor,
+                   dc_power: torch.Tensor | None = None) -> torch.Tensor:
+    """``sum_k whitening_k |F(rec)_k - F(x)_k|^2`` per image of ``[N, C, H, W]``, averaged over ``N`` (0-dim).
+
+    ``dc_power [C]`` (the training frames' mean power at the zero frequency, ``mean_power(...)[:, 0, 0]``): each
+    image channel's error is multiplied by ``dc_power / |F(x)_0|^2``, its squared flux floored at ``FLUX_FLOOR x
+    dc_power``: errors relative to the frame's own flux, since closure quantities are scale invariant (without it a
+    faint frame's relative errors weigh ``(flux / mean flux)^2`` less).
+    """
     diff = torch.fft.fft2(rec.float()) - torch.fft.fft2(x.float())
-    return (diff.abs().square() * whitening).sum(dim=(-3, -2, -1)).mean()
+    err = (diff.abs().square() * whitening).sum(dim=(-2, -1))  # [N, C]
+    if dc_power is not None:
+        flux2 = x.float().sum(dim=(-2, -1)).square()
+        err = err * dc_power / torch.maximum(flux2, FLUX_FLOOR * dc_power)
+    return err.sum(dim=-1).mean()
 
 
 class DecoderObjective(nn.Module):
@@ -76,14 +96,17 @@ class DecoderObjective(nn.Module):
     ``loss = mean |D(z) - x| + weight * fourier``, ``z = mean + exp(logvar / 2) eps`` from the frozen encoder,
     ``fourier = sum_k w_k |F(D(z))_k - F(x)_k|^2 / N`` with ``w_k = 1 / (power_k * K)`` on the ``K`` components of
     ``low_frequency_mask(H, W, radius)`` (per channel) and 0 elsewhere: the mean squared relative error per
-    component. ``power [C, H, W]``: ``mean_power`` of training frames.
+    component (``flux_norm``: relative to each frame's own flux, ``whitened_error``'s ``dc_power``).
+    ``power [C, H, W]``: ``mean_power`` of training frames.
     """
 
-    def __init__(self, vae: FrameVAE, power: torch.Tensor, weight: float, radius: float) -> None:
+    def __init__(self, vae: FrameVAE, power: torch.Tensor, weight: float, radius: float,
+                 flux_norm: bool = False) -> None:
         super().__init__()
         self.model = vae
         self.weight = float(weight)
         self.register_buffer("whitening", whitening_weights(power, radius))
+        self.register_buffer("dc_power", power[..., 0, 0].float() if flux_norm else None)
         for p in vae.encoder.parameters():
             p.requires_grad_(False)
 
@@ -92,7 +115,7 @@ class DecoderObjective(nn.Module):
             mean, logvar = self.model.encode(x)
         rec = self.model.decode(mean + (0.5 * logvar).exp() * eps)
         l1 = (rec - x).abs().mean()
-        fourier = whitened_error(rec, x, self.whitening)
+        fourier = whitened_error(rec, x, self.whitening, self.dc_power)
         return l1 + self.weight * fourier, l1.detach(), fourier.detach()
 
 

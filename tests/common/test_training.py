@@ -110,7 +110,9 @@ def test_killed_run_resumes_bit_identically(tmp_path, stage):
     checkpoints.save(image, init)
     torch.manual_seed(0)
     checkpoints.save(FrameVAE(vae_cfg), tmp_path / "vae.safetensors")
-    kw = dict(videos=vids, init_path=init, vae_path=tmp_path / "vae.safetensors", progress=False)
+    # the vae stage starts from the saved VAE (train vae --init), the video stage from the image UNet
+    start = {"video": init, "vae": tmp_path / "vae.safetensors"}.get(stage)
+    kw = dict(videos=vids, init_path=start, vae_path=tmp_path / "vae.safetensors", progress=False)
     train_stage(stage, cfg, tmp_path / "full", **kw)
     with pytest.raises(Crash):
         train_stage(stage, cfg, tmp_path / "killed", callback=_crash_at(5), **kw)
@@ -315,6 +317,51 @@ def test_whitened_low_frequency_error_matches_numpy():
     obj = DecoderObjective(FrameVAE(VAEConfig(channels=(8, 16))), mean_power(torch.from_numpy(frames)), 1.0, 2.5)
     got = whitened_error(torch.from_numpy(rec), torch.from_numpy(x), obj.whitening)
     assert float(got) == pytest.approx(expected, rel=1e-5)
+
+
+def test_flux_normalised_whitened_error_matches_numpy_and_ignores_each_frames_scale():
+    """``dc_power``: each frame's error times mean |F_0|^2 / its own |F(x)_0|^2 (floored), so scaling one frame and
+    its reconstruction by any factor leaves its term unchanged (closure data are scale invariant)."""
+    from common.training.objectives import FLUX_FLOOR
+
+    g = np.random.default_rng(1)
+    frames, x, rec = (g.random((n, 1, 8, 8)) for n in (16, 3, 3))
+    x[2] *= 1e-3  # a frame below the flux floor
+    rec[2] *= 1e-3
+    power = mean_power(torch.from_numpy(frames))
+    w = whitening_weights(power, 2.5)
+    dc = power[:, 0, 0].float()
+    plain = [float(whitened_error(torch.from_numpy(r[None]), torch.from_numpy(t[None]), w))
+             for r, t in zip(rec, x, strict=True)]
+    scale = [float(dc) / max(t.sum() ** 2, FLUX_FLOOR * float(dc)) for t in x]
+    got = whitened_error(torch.from_numpy(rec), torch.from_numpy(x), w, dc)
+    assert float(got) == pytest.approx(np.mean(np.multiply(plain, scale)), rel=1e-5)
+    assert scale[2] == pytest.approx(1 / FLUX_FLOOR)
+    c = torch.tensor([0.2, 5.0, 1.0])[:, None, None, None]  # frames 0 and 1 rescaled, both above the floor
+    rescaled = whitened_error(c * torch.from_numpy(rec), c * torch.from_numpy(x), w, dc)
+    assert float(rescaled) == pytest.approx(float(got), rel=1e-4)
+
+
+def test_vae_stage_init_starts_from_the_given_vae(tmp_path):
+    """``train vae --init``: the run starts from a trained VAE (a new objective on it), whose config must match."""
+    from common.training.loop import _build
+
+    cfg = PriorConfig(vae=VAEConfig(channels=(8, 16)))
+    trained = FrameVAE(cfg.vae)
+    randomise(trained, seed=3)
+    checkpoints.save(trained, tmp_path / "vae.safetensors")
+    started = _build("vae", cfg, tmp_path / "vae.safetensors", None)
+    for name, value in trained.state_dict().items():
+        assert torch.equal(started.state_dict()[name], value), name
+    fresh = _build("vae", cfg, None, None)
+    last = "decoder.layers.11.weight"
+    assert not torch.equal(fresh.state_dict()[last], trained.state_dict()[last])
+    with pytest.raises(ValueError, match="differs from the YAML"):
+        _build("vae", dataclasses.replace(cfg, vae=VAEConfig(channels=(8, 8))), tmp_path / "vae.safetensors", None)
+    with pytest.raises(FileNotFoundError, match="--init"):
+        _build("vae", cfg, tmp_path / "missing.safetensors", None)
+    with pytest.raises(ValueError, match="vae and video stages only"):
+        _build("image", dataclasses.replace(cfg, unet=TINY_UNET), tmp_path / "vae.safetensors", None)
 
 
 def test_vae_objective_adds_the_weighted_whitened_error():
