@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from common.cli import run_command
 from common.io import (
-    OutputPathError,
     atomic_path,
     free_bytes,
     output_file_writable,
@@ -274,18 +274,6 @@ def cmd_rml(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(func):
-    def wrapped(args: argparse.Namespace) -> int:
-        from blackhole.uvfits import UvfitsError
-
-        try:
-            return func(args)
-        except (CliError, UvfitsError, OutputPathError) as exc:
-            print(f"stepvip blackhole {args.bh_command}: error: {exc}", file=sys.stderr)
-            return 2
-    return wrapped
-
-
 def register(subparsers) -> None:
     """Add the ``blackhole`` command group to the ``stepvip`` parser."""
     from blackhole.uvfits import UvfitsError
@@ -309,7 +297,7 @@ def register(subparsers) -> None:
                    help="instead, split the observation's span into this many equal frames (e.g. the movie's count)")
     c.add_argument("--systematic-error", type=float, default=0.0,
                    help="fractional systematic error f: visibility sigma^2 -> sigma^2 + (f |V|)^2 before closures")
-    c.set_defaults(func=_run(cmd_chisq))
+    c.set_defaults(func=cmd_chisq)
 
     s = sub.add_parser("simulate", help="observe a movie with the paper's Sgr A* EHT 2017 track", formatter_class=fmt)
     s.add_argument("--movie", required=True, help=".npy [T, H, W] Jy/pixel, ehtim orientation")
@@ -319,7 +307,7 @@ def register(subparsers) -> None:
     s.add_argument("--no-noise", action="store_true", help="no thermal noise")
     s.add_argument("--no-gains", action="store_true", help="no station gain errors")
     s.add_argument("--no-phases", action="store_true", help="no station phase errors")
-    s.set_defaults(func=_run(cmd_simulate))
+    s.set_defaults(func=cmd_simulate)
 
     m = sub.add_parser("make-movies", help="synthetic Sgr A*-like training movies", formatter_class=fmt)
     m.add_argument("--n", type=int, required=True)
@@ -330,7 +318,7 @@ def register(subparsers) -> None:
     m.add_argument("--frame-dt", type=float, default=102.0, help="seconds between frames")
     m.add_argument("--texture", type=float, default=0.3, help="turbulent texture amplitude (0: off)")
     m.add_argument("--seed", type=int, default=0)
-    m.set_defaults(func=_run(cmd_make_movies))
+    m.set_defaults(func=cmd_make_movies)
 
     r = sub.add_parser("rml", help="classical baseline: per-frame RML imaging with ehtim (closures, MEM + TV)",
                        formatter_class=fmt)
@@ -340,7 +328,7 @@ def register(subparsers) -> None:
     r.add_argument("--fov-uas", type=float, default=128.0)
     r.add_argument("--maxit", type=int, default=100, help="L-BFGS iterations per round")
     r.add_argument("--frames", default=None, help="comma-separated frame indices (default: all)")
-    r.set_defaults(func=_run(cmd_rml))
+    r.set_defaults(func=cmd_rml)
 
     from blackhole.reconstruct import add_reconstruct_parser
 
@@ -351,8 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the ``blackhole`` group alone (``python -m blackhole.cli chisq ...``), e.g. without other plugins."""
     parser = argparse.ArgumentParser(prog="stepvip")
     register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["blackhole", *(sys.argv[1:] if argv is None else argv)])
-    return int(args.func(args))
+    argv = ["blackhole", *(sys.argv[1:] if argv is None else argv)]
+    args = parser.parse_args(argv)
+    return run_command(args.func, args, f"stepvip blackhole {args.bh_command}")
 
 
 if __name__ == "__main__":

@@ -41,7 +41,6 @@ from common.recon.cli import (
     paper_preset,
     parse_methods,
     priors_from_args,
-    run_cli,
     sample_and_write,
 )
 from common.recon.errors import DemoError
@@ -304,4 +303,4 @@ def add_reconstruct_parser(sub) -> None:
     r.add_argument("--fits-samples", action="store_true",
                    help="also write every posterior sample as FITS frames (fits/<method>/sampleKK_NNNN.fits)")
     add_arguments(r, methods_default=("STeP",))
-    r.set_defaults(func=run_cli(all_or_nothing(cmd_reconstruct), "stepvip blackhole reconstruct"))
+    r.set_defaults(func=all_or_nothing(cmd_reconstruct))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 
 from common._version import __version__
@@ -88,6 +88,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namespace, name: str) -> int:
+    """Run a parsed command's ``func``: a user error (:func:`user_error_types`) becomes one line on stderr,
+    ``<name>: error: <message>``, and exit code 2; Ctrl-C exit code 130; a bug keeps its traceback. Every entry
+    point (``stepvip``, ``python -m blackhole.cli``, ``python -m blackhole.demo``) goes through here."""
+    try:
+        return int(func(args) or 0)
+    except user_error_types() as exc:
+        if os.environ.get("STEPVIP_TRACEBACK"):
+            raise
+        print(f"{name}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+        return 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``stepvip`` console script; returns the process exit code."""
     parser = build_parser()
@@ -97,16 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help(sys.stderr)
         return 2
-    try:
-        return int(func(args) or 0)
-    except user_error_types() as exc:
-        if os.environ.get("STEPVIP_TRACEBACK"):
-            raise
-        print(f"{_command_name(argv)}: error: {_one_line(exc)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{_command_name(argv)}: interrupted", file=sys.stderr)
-        return 130
+    return run_command(func, args, _command_name(argv))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ from common.recon.cli import (  # noqa: F401
     demo_main,
     parse_methods,
     register,
-    run_cli,
     sample_and_write,
 )
 from common.recon.errors import DemoError  # noqa: F401

@@ -21,8 +21,9 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from common.cli import run_command
 from common.distributed import rank_device
-from common.io import OutputPathError, atomic_folder, output_folder_writable
+from common.io import atomic_folder, output_folder_writable
 from common.methods import METHODS, Method
 from common.recon.errors import DemoError
 from common.recon.outputs import write_outputs
@@ -195,20 +196,6 @@ def sampler_config(args: argparse.Namespace, presets: dict[str, DAPSConfig]) -> 
         raise DemoError(f"{flags}: {exc}") from exc
 
 
-def run_cli(func: Callable[[argparse.Namespace], int], prog: str) -> Callable[[argparse.Namespace], int]:
-    """Wrap a command so that ``DemoError`` / ``FileNotFoundError`` / ``OutputPathError`` become one line on stderr
-    and exit code 2."""
-
-    def wrapped(args: argparse.Namespace) -> int:
-        try:
-            return func(args)
-        except (DemoError, FileNotFoundError, OutputPathError) as exc:
-            print(f"{prog}: error: {exc}", file=sys.stderr)
-            return 2
-
-    return wrapped
-
-
 class _RunFailed(Exception):
     """Internal: the wrapped command returned a non-zero exit code; its temporary output folder is discarded."""
 
@@ -254,7 +241,7 @@ def add_demo_parser(subparsers, name: str, run: Callable[[argparse.Namespace], i
     p = subparsers.add_parser(name, help=help_text, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_arguments(p)
     p.add_argument("--case", type=int, default=None, help="held-out synthetic case index (default: the documented one)")
-    p.set_defaults(func=run_cli(checked(all_or_nothing(run)), f"stepvip demo {name}"))
+    p.set_defaults(func=checked(all_or_nothing(run)))
 
 
 def checked(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -272,7 +259,7 @@ def demo_main(name: str, run: Callable[[argparse.Namespace], int], argv: list[st
     parser = argparse.ArgumentParser(prog=f"python -m {name}")
     add_demo_parser(parser.add_subparsers(dest="demo", required=True), "demo", run, "")
     args = parser.parse_args(["demo", *(sys.argv[1:] if argv is None else argv)])
-    return int(args.func(args))
+    return run_command(args.func, args, f"python -m {name}")
 
 
 def register(subparsers) -> None:

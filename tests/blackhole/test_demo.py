@@ -13,7 +13,7 @@ from astropy.io import fits
 from skimage.metrics import peak_signal_noise_ratio
 
 from blackhole.demo import run
-from common.cli import main
+from common.cli import main, run_command
 from common.recon.cli import add_demo_parser
 from tests.demo_priors import make_untrained_prior
 
@@ -26,7 +26,7 @@ def demo_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
     add_demo_parser(parser.add_subparsers(dest="d", required=True), "blackhole", run, "test")
     args = parser.parse_args(["blackhole", *argv])
-    return args.func(args)
+    return run_command(args.func, args, "stepvip demo blackhole")
 
 
 @pytest.fixture(scope="module")

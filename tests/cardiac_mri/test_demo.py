@@ -15,7 +15,7 @@ from skimage.metrics import structural_similarity
 from cardiac_mri.demo import run
 from cardiac_mri.sense import fft2c
 from cardiac_mri.step import grid_problem
-from common.cli import main
+from common.cli import main, run_command
 from common.recon.cli import add_demo_parser
 from common.recon.errors import DemoError
 from tests.demo_priors import make_untrained_prior
@@ -29,7 +29,7 @@ def demo_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
     add_demo_parser(parser.add_subparsers(dest="d", required=True), "mri", run, "test")
     args = parser.parse_args(["mri", *argv])
-    return args.func(args)
+    return run_command(args.func, args, "stepvip demo mri")
 
 
 @pytest.fixture(scope="module")
