@@ -24,15 +24,12 @@ import torch
 
 from cardiac_mri.coils import rss
 from cardiac_mri.sense import SenseOperator, ifft2c
+from common.sampling.cg import batch_view
 
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Per-sample real inner product ``Re <a, b>`` over all axes but the first: ``[B]``."""
     return (a.conj() * b).real.flatten(1).sum(dim=1)
-
-
-def _bcast(s: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return s.reshape(-1, *([1] * (like.ndim - 1)))
 
 
 def check_settings(method: str, iters: int, **weights: float) -> None:
@@ -85,11 +82,11 @@ def sense_cg(
             break
         ap = op.normal(p) + lam * p
         alpha = rs / _dot(p, ap).clamp_min(torch.finfo(rs.dtype).tiny)
-        x = x + _bcast(alpha, x) * p
-        r = r - _bcast(alpha, r) * ap
+        x = x + batch_view(alpha, x) * p
+        r = r - batch_view(alpha, r) * ap
         rs_new = _dot(r, r)
         beta = rs_new / rs.clamp_min(torch.finfo(rs.dtype).tiny)
-        p = r + _bcast(beta, p) * p
+        p = r + batch_view(beta, p) * p
         rs = rs_new
     return x
 
@@ -112,7 +109,7 @@ def tv_sense(op: SenseOperator, y: torch.Tensor, lam_rel: float = 0.003, iters: 
     """Temporal-TV SENSE by PDHG; ``[B, T, H, W]`` complex. ``lam = lam_rel * max|A^H y|`` per sample."""
     check_settings("tv_sense", iters, lam_rel=lam_rel)
     aty = op.adjoint(y)
-    lam = _bcast(lam_rel * aty.abs().flatten(1).amax(dim=1), aty)
+    lam = batch_view(lam_rel * aty.abs().flatten(1).amax(dim=1), aty)
     norm_sq = operator_norm_sq(op, tuple(aty.shape)) + 4.0  # ||D_t||^2 <= 4
     tau = sigma = 0.99 / norm_sq**0.5
     x = aty.clone()
@@ -143,7 +140,7 @@ def low_rank_plus_sparse(
     aty = op.adjoint(y)
     bsz, frames, h, w = aty.shape
     step = 1.0 / max(operator_norm_sq(op, tuple(aty.shape)), 1e-12)
-    thr_s = _bcast(lam_s * torch.fft.fft(aty, dim=1, norm="ortho").abs().flatten(1).amax(dim=1), aty)
+    thr_s = batch_view(lam_s * torch.fft.fft(aty, dim=1, norm="ortho").abs().flatten(1).amax(dim=1), aty)
     m = aty.clone()
     l_prev = m.clone()
     s = torch.zeros_like(m)

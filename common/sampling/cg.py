@@ -33,7 +33,8 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a * b).flatten(1).double().sum(1)
 
 
-def _bcast(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+def batch_view(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``v [B]`` viewed as ``[B, 1, ...]`` to broadcast against ``like [B, ...]`` (dtype and device kept)."""
     return v.reshape(-1, *([1] * (like.dim() - 1)))
 
 
@@ -67,14 +68,14 @@ def conjugate_gradient(apply: Callable[[torch.Tensor], torch.Tensor], b: torch.T
         pq = _dot(p, q)
         alpha = torch.where(active & (pq > 0), rr / torch.where(pq > 0, pq, torch.ones_like(pq)),
                             torch.zeros_like(pq))
-        x = x + _bcast(alpha, x).to(x.dtype) * p
-        r = r - _bcast(alpha, r).to(r.dtype) * q
+        x = x + batch_view(alpha, x).to(x.dtype) * p
+        r = r - batch_view(alpha, r).to(r.dtype) * q
         rr_new = _dot(r, r)
         if not bool(torch.isfinite(rr_new).all()):
             raise FloatingPointError(f"conjugate_gradient: non-finite residual at iteration {it + 1}")
         beta = torch.where(active & (rr > 0), rr_new / torch.where(rr > 0, rr, torch.ones_like(rr)),
                            torch.zeros_like(rr))
-        p = r + _bcast(beta, p).to(p.dtype) * p
+        p = r + batch_view(beta, p).to(p.dtype) * p
         rr = rr_new
         active = active & (rr.sqrt() > target)
         it += 1

@@ -34,7 +34,7 @@ from typing import Protocol
 
 import torch
 
-from common.sampling.cg import conjugate_gradient
+from common.sampling.cg import batch_view, conjugate_gradient
 from common.sampling.config import PERTURBATIONS
 from common.sampling.errors import SamplingError
 from common.sampling.noise import PerSampleNoise
@@ -103,7 +103,7 @@ class PixelRadius:
 
 def per_sample(r: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """``r [B]`` shaped ``[B, 1, ...]`` to broadcast against ``like [B, ...]``, in its dtype and on its device."""
-    return r.reshape(-1, *([1] * (like.dim() - 1))).to(dtype=like.dtype, device=like.device)
+    return batch_view(r, like).to(dtype=like.dtype, device=like.device)
 
 
 @torch.no_grad()

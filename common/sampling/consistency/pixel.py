@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from common.sampling.cg import batch_view
 from common.sampling.consistency.base import (
     Decoder,
     PixelRadius,
@@ -195,7 +196,7 @@ class PixelGaussNewton:
         if s.k > 0 and self._prev is not None and self._prev.shape == u.shape:
             phi_prev = objective(self._prev)
             better = phi_prev < phi
-            u = torch.where(_bcast(better, u), self._prev, u)
+            u = torch.where(batch_view(better, u), self._prev, u)
             phi = torch.where(better, phi_prev, phi)
         mu = (1.0 / r**2).to(phi)
         for j in range(self.final_iters if s.k == s.n - 1 else self.gn_iters):
@@ -217,7 +218,7 @@ class PixelGaussNewton:
         grad = jt(rho - e_y) / t**2 + (u - e_u) / per_sample(r**2, u)
         todo = torch.ones_like(phi, dtype=torch.bool)
         for _ in range(self.retries + 1):
-            damp = _bcast(w_prior + mu, u).to(u.dtype)
+            damp = batch_view(w_prior + mu, u).to(u.dtype)
 
             def normal(v: torch.Tensor, damp: torch.Tensor = damp) -> torch.Tensor:
                 return jt(jvp(v)) / t**2 + damp * v
@@ -226,7 +227,7 @@ class PixelGaussNewton:
             trial = u + d
             phi_t = objective(trial)
             ok = todo & torch.isfinite(phi_t) & (phi_t < phi)
-            u = torch.where(_bcast(ok, u), trial, u)
+            u = torch.where(batch_view(ok, u), trial, u)
             phi = torch.where(ok, phi_t, phi)
             mu = torch.minimum(torch.where(ok, mu / 10.0, torch.where(todo, mu * 4.0, mu)), (MAX_DAMPING / r**2).to(mu))
             todo = todo & ~ok
@@ -263,10 +264,6 @@ def gaussian_smoother(sigma_px: float) -> Callable[[torch.Tensor], torch.Tensor]
         return torch.fft.irfft2(torch.fft.rfft2(u) * tf, s=(h, w))
 
     return smooth
-
-
-def _bcast(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return v.reshape(-1, *([1] * (like.dim() - 1)))
 
 
 def linearise(residuals: Residuals, x: torch.Tensor):
