@@ -7,6 +7,7 @@ rejected with an error naming the file.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,6 +117,13 @@ class PriorConfig:
         if name not in STAGES:
             raise ValueError(f"unknown training stage {name!r}; expected one of {STAGES}")
         return getattr(self, f"train_{name}")
+
+    def resume_key(self, name: str) -> PriorConfig:
+        """What a resumed run of stage ``name`` must share with the run it continues: data, networks and the stage's
+        own section except ``steps`` (a run may be continued for more or fewer steps); the other stages' sections
+        are reset to defaults, so adding e.g. a ``train_decoder`` section does not block resuming the video stage."""
+        own = dataclasses.replace(self.stage(name), steps=1)
+        return dataclasses.replace(self, **{f"train_{s}": own if s == name else StageConfig() for s in STAGES})
 
     def __post_init__(self) -> None:
         if self.vae is not None and self.unet.in_channels != self.vae.latent_channels:

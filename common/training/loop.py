@@ -279,16 +279,16 @@ def train_stage(stage: str, cfg: PriorConfig, out_dir: str | Path, *, resume: bo
     shared = torch.Generator().manual_seed(sc.seed + 7919)
     start = 0
     config_text = dump_prior_config(cfg)
-    # a resumed run must use the same config, except that it may run for more (or fewer) steps
-    same_run = dataclasses.replace(cfg, **{f"train_{stage}": dataclasses.replace(sc, steps=1)})
-    same_run_text = dump_prior_config(same_run)
+    # a resumed run must use the same data, networks and stage section (PriorConfig.resume_key); steps may change
+    run_config_text = dump_prior_config(cfg.resume_key(stage))
     if resume:
         meta, parts = load_training_state(state_path)
         if meta.get("stage") != stage or meta.get("world_size") != info.world_size:
             raise ValueError(f"{state_path}: saved by stage {meta.get('stage')!r} with world size "
                              f"{meta.get('world_size')}, cannot resume stage {stage!r} with {info.world_size}")
         # compared as configs, not text: a run saved before a config field was added resumes (the field's default)
-        if parse_prior_config(meta.get("run_config") or "", source=str(state_path)) != same_run:
+        saved = parse_prior_config(meta.get("run_config") or "", source=str(state_path))
+        if saved.resume_key(stage) != cfg.resume_key(stage):
             raise ValueError(f"{state_path}: the run was started with a different config; resume with the same one")
         checkpoints.check_state(model.state_dict(), parts["model"], str(state_path))
         model.load_state_dict(parts["model"])
@@ -378,7 +378,7 @@ def train_stage(stage: str, cfg: PriorConfig, out_dir: str | Path, *, resume: bo
                 rngs["shared"] = shared.get_state()
                 save_training_state(state_path, step=done, model=model, ema=ema.module, optimizer=opt,
                                     generators=rngs, extra={"stage": stage, "world_size": info.world_size,
-                                                            "config": config_text, "run_config": same_run_text})
+                                                            "config": config_text, "run_config": run_config_text})
                 plot_losses(log_path, out / "loss.png")
         if bool(out_of_time) and done < sc.steps:
             if main:

@@ -136,8 +136,8 @@ def test_killed_run_resumes_bit_identically(tmp_path, stage):
 
 
 def test_run_saved_before_a_config_field_existed_resumes(tmp_path):
-    """A state whose saved config text lacks a field added later (its default) is the same run; a changed value is
-    not."""
+    """A state whose saved config text lacks a field added later (its default) is the same run, and so is one
+    whose YAML gained another stage's section; a changed value of the stage or the networks is not."""
     from safetensors.torch import save_file
 
     from common.checkpoints import read_metadata
@@ -157,9 +157,18 @@ def test_run_saved_before_a_config_field_existed_resumes(tmp_path):
     longer = dataclasses.replace(cfg, train_video=dataclasses.replace(sc, steps=3))
     train_stage("video", longer, tmp_path / "run", videos=vids, init_path=init, resume=True, progress=False)
     assert len(losses(tmp_path / "run")) == 3
-    changed = dataclasses.replace(longer, train_video=dataclasses.replace(sc, steps=4, fourier_weight=0.5))
+    # another stage's section (here a decoder stage added to the YAML) is not part of this run
+    other_stage = dataclasses.replace(longer, train_video=dataclasses.replace(sc, steps=4),
+                                      train_decoder=StageConfig(steps=9, fourier_weight=0.1))
+    train_stage("video", other_stage, tmp_path / "run", videos=vids, init_path=init, resume=True, progress=False)
+    assert len(losses(tmp_path / "run")) == 4
+    changed = dataclasses.replace(longer, train_video=dataclasses.replace(sc, steps=5, fourier_weight=0.5))
     with pytest.raises(ValueError, match="different config"):
         train_stage("video", changed, tmp_path / "run", videos=vids, init_path=init, resume=True, progress=False)
+    wider = dataclasses.replace(longer, unet=dataclasses.replace(TINY_UNET, temporal_kernel=5),
+                                train_video=dataclasses.replace(sc, steps=5))
+    with pytest.raises(ValueError, match="different config"):
+        train_stage("video", wider, tmp_path / "run", videos=vids, init_path=init, resume=True, progress=False)
 
 
 def _cli(argv):
