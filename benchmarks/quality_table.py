@@ -18,6 +18,9 @@ Every sample is scored against the truth (``common.recon.run.truth_metrics``: ps
 SNR msnr at the domain's blur) and the data (black hole chi~2_cp, chi~2_logca; MRI misfit ||A x - y||), with the
 seconds it took; one file per (method, case), ``OUT/<method>/case_<index>.json``, written atomically. Results already
 there are skipped, so an interrupted run resumes (a result stored at other settings stops the run: use a new OUT).
+``--prior DIR`` scores a candidate prior (``image``/``video``[/``vae``]``.safetensors``) before it is shipped: the
+diffusion rows record the SHA-256 of the weights, so results made with other weights stop the run, and results of
+a candidate that is then shipped unchanged stay valid.
 
 Scale-out with ``torchrun`` (no lock files): each process reads ``RANK`` / ``WORLD_SIZE`` (absent: one process)
 and takes the jobs ``index % WORLD_SIZE == RANK`` of the list ordered method by method, so every method's cases are
@@ -40,6 +43,7 @@ Usage (two processes on a 2-core machine; ``torchrun`` is the same as ``python -
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -54,7 +58,7 @@ import torch
 from common.distributed import LONG_WAIT, DistInfo, env_world_size, leave_distributed, setup_distributed
 from common.io import atomic_write_text
 from common.methods import METHODS
-from common.recon.prior_set import Priors, load_priors
+from common.recon.prior_set import Priors, load_priors, resolve_prior_paths
 from common.recon.run import truth_metrics
 from common.recon.task import ReconTask
 
@@ -81,17 +85,32 @@ class Case:
     classical: dict[str, tuple[dict, Callable[[], np.ndarray]]]
 
 
-def load_case(domain: str, case: int, setting: str = "default") -> Case:
+def load_case(domain: str, case: int, setting: str = "default", prior: Path | None = None) -> Case:
     """:class:`Case` of held-out case ``case`` of ``domain`` (as ``stepvip demo <domain> --case``); the ``quick``
-    setting also shortens the classical baselines (smoke tests only)."""
-    return (_blackhole if domain == "blackhole" else _mri)(case, setting)
+    setting also shortens the classical baselines (smoke tests only). ``prior``: a folder of a candidate prior
+    (``image``/``video``[/``vae``]``.safetensors``, as ``--prior`` of the demos) instead of the shipped one."""
+    return (_blackhole if domain == "blackhole" else _mri)(case, setting, prior)
 
 
-def _blackhole(case: int, setting: str) -> Case:
+def prior_paths(domain: str, prior: Path | None) -> dict[str, Path]:
+    """The checkpoint files of ``prior`` (a folder) or, when ``None``, of the domain's shipped prior."""
+    if domain == "blackhole":
+        from blackhole.priors import default_prior_paths
+    else:
+        from cardiac_mri.priors import default_prior_paths
+    return resolve_prior_paths(prior, {}, default_prior_paths)
+
+
+def prior_digests(paths: dict) -> dict[str, str]:
+    """First 16 hex digits of the SHA-256 of each prior file: a result is tied to the weights, not to a path (a
+    candidate evaluated from its run folder and then shipped keeps its results)."""
+    return {k: hashlib.sha256(Path(v).read_bytes()).hexdigest()[:16] for k, v in sorted(paths.items())}
+
+
+def _blackhole(case: int, setting: str, prior: Path | None) -> Case:
     from blackhole.baselines import RMLConfig, rml_movie
     from blackhole.demo import NPIX, held_out_case
     from blackhole.measurements import closure_data, vis_table_from_obs
-    from blackhole.priors import default_prior_paths
     from blackhole.reconstruct import DEFAULT_FOV_UAS, blackhole_task, fill_light_curve, sampler_presets
 
     truth, obs, _ = held_out_case(case)
@@ -101,16 +120,15 @@ def _blackhole(case: int, setting: str) -> Case:
     flux = fill_light_curve(data.flux, data.table.frame_times)
     classical = {"RML": ({"npix": NPIX, "fov_uas": DEFAULT_FOV_UAS, **settings_dict(rml)},
                          lambda: rml_movie(obs, NPIX, DEFAULT_FOV_UAS, rml, flux=flux))}
-    return Case(task, load_priors(default_prior_paths()), sampler_presets(setting)[setting], classical)
+    return Case(task, load_priors(prior_paths("blackhole", prior)), sampler_presets(setting)[setting], classical)
 
 
-def _mri(case: int, setting: str) -> Case:
+def _mri(case: int, setting: str, prior: Path | None) -> Case:
     from cardiac_mri.baselines import low_rank_plus_sparse, sense_cg, tv_sense
     from cardiac_mri.demo import FRAMES, held_out_problem
-    from cardiac_mri.priors import default_prior_paths
     from cardiac_mri.step import REFERENCE_TAU, mri_task, prior_image_size, sampler_presets
 
-    priors = load_priors(default_prior_paths())
+    priors = load_priors(prior_paths("mri", prior))
     size = prior_image_size(priors)
     problem = held_out_problem(size, case)
     lik = problem.likelihood(tau=REFERENCE_TAU)
@@ -139,10 +157,11 @@ def mri_case(case: int, setting: str = "default"):
     return c.task, c.priors, c.daps, c.classical["CG-SENSE"][1]()
 
 
-def run_case(domain: str, case: int, method: str, samples: int, seed: int, setting: str = "default") -> dict:
+def run_case(domain: str, case: int, method: str, samples: int, seed: int, setting: str = "default",
+             prior: Path | None = None) -> dict:
     """Per-sample metrics of one method on one case: ``{"metrics": {metric: [samples]}, "seconds": ...}``;
-    classical methods and ``static-truth`` have one "sample"."""
-    c = load_case(domain, case, setting)
+    classical methods and ``static-truth`` have one "sample". ``prior``: see :func:`load_case`."""
+    c = load_case(domain, case, setting, prior)
     task = c.task
     truth01 = task.metric_images(task.truth[None])[0]
     row: dict = {"case": case, "method": method, "seed": seed, "setting": setting}
@@ -150,7 +169,8 @@ def run_case(domain: str, case: int, method: str, samples: int, seed: int, setti
     if method in METHODS:
         m = METHODS[method]
         cfg = c.daps if m.uses_daps else m.presets(setting)  # DAPS family: the domain's preset; others: their own
-        row.update(kind="diffusion", samples=samples, priors=c.priors.paths, settings=settings_dict(cfg))
+        row.update(kind="diffusion", samples=samples, priors=c.priors.paths, prior_sha256=prior_digests(c.priors.paths),
+                   prior_dir=None if prior is None else str(prior), settings=settings_dict(cfg))
         x = m.sample(task, c.priors, cfg, samples, seed)
         seconds = time.perf_counter() - t0
         physical = task.to_physical(x)
@@ -200,14 +220,19 @@ def jobs_of_rank(cases: list[int], methods: list[str], rank: int, world: int) ->
     return sorted(mine, key=lambda j: (cases.index(j[0]), methods.index(j[1])))
 
 
-def stale_results(out: Path, jobs: list[tuple[int, str]], samples: int, seed: int, setting: str) -> list[str]:
-    """Stored results of ``jobs`` made at other settings (samples, seed or preset) than asked for."""
+def stale_results(out: Path, jobs: list[tuple[int, str]], samples: int, seed: int, setting: str,
+                  digests: dict[str, str] | None = None) -> list[str]:
+    """Stored results of ``jobs`` made at other settings (samples, seed or preset) than asked for, or, for the
+    diffusion methods, with other prior weights than ``digests`` (:func:`prior_digests`; results stored before the
+    digests were recorded are not checked)."""
     bad = []
     for case, method in jobs:
         p = result_path(out, method, case)
         if p.exists():
             r = json.loads(p.read_text())
             want = {"seed": seed, "setting": setting, **({"samples": samples} if method in METHODS else {})}
+            if method in METHODS and digests is not None and "prior_sha256" in r:
+                want["prior_sha256"] = digests
             got = {k: r.get(k, "default" if k == "setting" else None) for k in want}
             if got != want:
                 bad.append(f"{p}: {got} (asked {want})")
@@ -231,7 +256,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     samples = args.samples or DEFAULT_SAMPLES[args.domain]
     setting = "quick" if args.quick else "default"
     cases = case_indices(args.domain, args.cases)
-    stale = stale_results(out, [(c, m) for c in cases for m in methods], samples, args.seed, setting)
+    prior = None if args.prior is None else Path(args.prior)
+    digests = None
+    if any(m in METHODS for m in methods):
+        digests = prior_digests(prior_paths(args.domain, prior))
+    stale = stale_results(out, [(c, m) for c in cases for m in methods], samples, args.seed, setting, digests)
     if stale:
         raise SystemExit("results stored at other settings (use a new --out or delete them):\n  " + "\n  ".join(stale))
     workers = setup_distributed(LONG_WAIT) if env_world_size() > 1 else DistInfo(0, 1, torch.device("cpu"))
@@ -246,7 +275,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             continue
         t0 = time.perf_counter()
         try:
-            row = run_case(args.domain, case, method, samples, args.seed, setting)
+            row = run_case(args.domain, case, method, samples, args.seed, setting, prior)
         except Exception:  # noqa: BLE001 -- report, go on with the other jobs, exit non-zero at the end
             traceback.print_exc()
             failed.append((case, method))
@@ -289,18 +318,20 @@ def commands(domain: str, out: Path, cases: list[int], rows: dict[str, dict[int,
     groups: dict[tuple, list[str]] = {}
     for m, by_case in rows.items():
         r = by_case[cases[0]]
-        key = (r.get("samples") if m in METHODS else None, r.get("seed", 0), r.get("setting", "default"))
+        key = (r.get("samples") if m in METHODS else None, r.get("seed", 0), r.get("setting", "default"),
+               r.get("prior_dir") if m in METHODS else None)
         groups.setdefault(key, []).append(m)
     for key in [k for k in groups if k[0] is None]:
-        host = next((k for k in groups if k[0] is not None and k[1:] == key[1:]), None)
+        host = next((k for k in groups if k[0] is not None and k[1:3] == key[1:3]), None)
         if host is not None:
             groups[host] += groups.pop(key)
     lines = []
-    for (samples, seed, setting), methods in groups.items():
+    for (samples, seed, setting, prior), methods in groups.items():
         lines.append(f"python -m torch.distributed.run --standalone --nproc_per_node=2 benchmarks/quality_table.py "
                      f"run {domain} --cases {cases[-1] - first + 1}"
                      + (f" --samples {samples}" if samples else "") + f" --seed {seed}"
-                     + (" --quick" if setting == "quick" else "") + f" --methods {','.join(methods)} --out {out}")
+                     + (" --quick" if setting == "quick" else "") + (f" --prior {prior}" if prior else "")
+                     + f" --methods {','.join(methods)} --out {out}")
     lines.append(f"python benchmarks/quality_table.py summarize {domain} --out {out}")
     return lines
 
@@ -364,6 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--threads", type=int, default=1, help="torch threads per process")
     r.add_argument("--quick", action="store_true", help="the demos' --quick sampler preset (smoke test only)")
+    r.add_argument("--prior", default=None, help="folder of a candidate prior (image/video[/vae].safetensors) "
+                   "instead of the shipped one; results record the weights' SHA-256")
     r.add_argument("--out", required=True)
     r.set_defaults(func=cmd_run)
     s = sub.add_parser("summarize", help="print the table (markdown) from OUT/<method>/case_*.json")

@@ -55,6 +55,22 @@ def test_quality_table_run_resume_and_summarize(tmp_path, capsys):
         assert "done already" in capsys.readouterr().err
         with pytest.raises(SystemExit, match="other settings"):
             qt.main([*args[:-2], "--seed", "1", "--out", str(out)])
+    # a candidate prior from its own folder: results tied to the weights' digests, the command names the folder
+    shipped = json.loads(qt.result_path(tmp_path / "mri", "IDM", 100000).read_text())
+    cand = tmp_path / "candidate"
+    cand.mkdir()
+    for key in ("image", "video"):
+        (cand / f"{key}.safetensors").write_bytes(Path(shipped["priors"][key]).read_bytes())
+    args = ["run", "mri", "--quick", "--cases", "1", "--samples", "1", "--methods", "IDM", "--prior", str(cand),
+            "--out", str(tmp_path / "cand_out")]
+    assert qt.main(args) == 0
+    assert f"--prior {cand} --methods IDM" in capsys.readouterr().out
+    row = json.loads(qt.result_path(tmp_path / "cand_out", "IDM", 100000).read_text())
+    assert row["prior_dir"] == str(cand) and row["prior_sha256"] == shipped["prior_sha256"]
+    assert set(row["prior_sha256"]) == {"image", "video"}
+    other = {**row["prior_sha256"], "video": "0" * 16}
+    assert qt.stale_results(tmp_path / "cand_out", [(100000, "IDM")], 1, 0, "quick", other)
+    assert not qt.stale_results(tmp_path / "cand_out", [(100000, "IDM")], 1, 0, "quick", row["prior_sha256"])
     static = json.loads(qt.result_path(tmp_path / "mri", "static-truth", 100000).read_text())
     assert static["metrics"]["msnr"] == [0.0]
     assert qt.main(["summarize", "blackhole", "--out", str(tmp_path / "blackhole")]) == 0
