@@ -130,27 +130,29 @@ TEMPORAL_ONLY_FIELDS = ("temporal_kernel", "temporal_attn_levels", "max_frames")
 """UNet fields read only by the temporal modules (an image checkpoint's values are not used)."""
 
 
+def _load_matching_vae(path: Path | None, want, stage: str, flag: str,
+                       map_location: torch.device | str = "cpu") -> FrameVAE:
+    """The FrameVAE checkpoint at ``path``, refused (one-line error naming ``flag``) when missing or when its config
+    differs from the YAML ``vae`` section ``want``."""
+    hint = "" if flag == "--init" else " (train the vae stage first or pass --vae)"
+    if path is None or not Path(path).is_file():
+        raise FileNotFoundError(f"train {stage}: {flag} VAE checkpoint {path} not found{hint}")
+    vae = checkpoints.load(path, map_location=map_location, expect=FrameVAE)
+    if vae.config != want:
+        raise ValueError(f"train {stage}: {flag} VAE checkpoint {path} config {vae.config} differs from the YAML "
+                         f"vae section {want}")
+    return vae
+
+
 def _build(stage: str, cfg: PriorConfig, init_path: Path | None, vae_path: Path | None) -> nn.Module:
     if stage in ("vae", "decoder") and cfg.vae is None:
         raise ValueError(f"train {stage}: the config has 'vae: null' (pixel-space prior); there is no VAE to train")
     if stage == "vae":
         if init_path is None:
             return FrameVAE(cfg.vae)
-        if not Path(init_path).is_file():
-            raise FileNotFoundError(f"train vae: --init VAE checkpoint {init_path} not found")
-        start = checkpoints.load(init_path, expect=FrameVAE)  # continue a trained VAE under a new objective
-        if start.config != cfg.vae:
-            raise ValueError(f"train vae: --init VAE checkpoint {init_path} config {start.config} differs from the "
-                             f"YAML vae section {cfg.vae}")
-        return start
+        return _load_matching_vae(init_path, cfg.vae, "vae", "--init")  # continue under a new objective
     if stage == "decoder":
-        if vae_path is None or not Path(vae_path).is_file():
-            raise FileNotFoundError(f"train decoder: VAE checkpoint {vae_path} not found (train the vae stage first "
-                                    "or pass --vae)")
-        vae = checkpoints.load(vae_path, expect=FrameVAE)
-        if vae.config != cfg.vae:
-            raise ValueError(f"train decoder: VAE checkpoint {vae_path} config {vae.config} differs from the YAML "
-                             f"vae section {cfg.vae}")
+        vae = _load_matching_vae(vae_path, cfg.vae, "decoder", "--vae")
         for p in vae.encoder.parameters():  # the latent space stays the one the diffusion stages learned
             p.requires_grad_(False)
         return vae
@@ -256,13 +258,7 @@ def train_stage(stage: str, cfg: PriorConfig, out_dir: str | Path, *, resume: bo
 
     vae = None
     if stage in ("image", "video") and cfg.vae is not None:
-        if vae_path is None or not Path(vae_path).is_file():
-            raise FileNotFoundError(f"train {stage}: VAE checkpoint {vae_path} not found (train the vae stage first "
-                                    "or pass --vae)")
-        vae = checkpoints.load(vae_path, map_location=info.device, expect=FrameVAE)
-        if vae.config != cfg.vae:
-            raise ValueError(f"train {stage}: VAE checkpoint {vae_path} config {vae.config} differs from the YAML "
-                             f"vae section {cfg.vae}")
+        vae = _load_matching_vae(vae_path, cfg.vae, stage, "--vae", map_location=info.device)
         for p in vae.parameters():
             p.requires_grad_(False)
     in_ch = cfg.vae.in_channels if cfg.vae is not None else cfg.unet.in_channels

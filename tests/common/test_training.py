@@ -371,6 +371,11 @@ def test_vae_stage_init_starts_from_the_given_vae(tmp_path):
         _build("vae", cfg, tmp_path / "missing.safetensors", None)
     with pytest.raises(ValueError, match="vae and video stages only"):
         _build("image", dataclasses.replace(cfg, unet=TINY_UNET), tmp_path / "vae.safetensors", None)
+    # the decoder stage loads its VAE through the same check, naming --vae
+    with pytest.raises(ValueError, match="--vae VAE checkpoint .* differs from the YAML"):
+        _build("decoder", dataclasses.replace(cfg, vae=VAEConfig(channels=(8, 8))), None, tmp_path / "vae.safetensors")
+    with pytest.raises(FileNotFoundError, match="--vae VAE checkpoint .* not found"):
+        _build("decoder", cfg, None, tmp_path / "missing.safetensors")
 
 
 def test_vae_objective_adds_the_weighted_whitened_error():
