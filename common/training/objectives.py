@@ -36,15 +36,12 @@ class VAEObjective(nn.Module):
             raise ValueError(f"VAEObjective: a Fourier term needs weight > 0, got {weight}")
         if flux_norm and power is None:
             raise ValueError("VAEObjective: flux_norm needs the Fourier term (power)")
-        self.register_buffer("whitening", None if power is None else whitening_weights(power, radius))
-        self.register_buffer("dc_power", power[..., 0, 0].float() if flux_norm else None)
+        self.fourier = None if power is None else FourierTerm(power, radius, flux_norm)
 
     def forward(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        if self.whitening is None:
+        if self.fourier is None:
             return vae_loss(self.model, x, eps, self.beta_kl)
-        return vae_loss(self.model, x, eps, self.beta_kl,
-                        extra=lambda rec, t: whitened_error(rec, t, self.whitening, self.dc_power),
-                        extra_weight=self.weight)
+        return vae_loss(self.model, x, eps, self.beta_kl, extra=self.fourier, extra_weight=self.weight)
 
 
 def low_frequency_mask(height: int, width: int, radius: float) -> torch.Tensor:
@@ -90,6 +87,20 @@ def whitened_error(rec: torch.Tensor, x: torch.Tensor, whitening: torch.Tensor,
     return err.sum(dim=-1).mean()
 
 
+class FourierTerm(nn.Module):
+    """``forward(rec, x [N, C, H, W]) -> 0-dim``: ``whitened_error`` with the weights of ``power [C, H, W]``
+    (``mean_power`` of training frames) within ``radius`` bins, and with ``flux_norm`` its ``dc_power``
+    (``power[:, 0, 0]``); the Fourier term shared by the VAE and decoder objectives."""
+
+    def __init__(self, power: torch.Tensor, radius: float, flux_norm: bool = False) -> None:
+        super().__init__()
+        self.register_buffer("whitening", whitening_weights(power, radius))
+        self.register_buffer("dc_power", power[..., 0, 0].float() if flux_norm else None)
+
+    def forward(self, rec: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return whitened_error(rec, x, self.whitening, self.dc_power)
+
+
 class DecoderObjective(nn.Module):
     """``forward(x [N, C, H, W], eps [N, Cz, h, w]) -> (loss, l1, fourier)`` with the encoder of ``vae`` frozen.
 
@@ -105,8 +116,7 @@ class DecoderObjective(nn.Module):
         super().__init__()
         self.model = vae
         self.weight = float(weight)
-        self.register_buffer("whitening", whitening_weights(power, radius))
-        self.register_buffer("dc_power", power[..., 0, 0].float() if flux_norm else None)
+        self.fourier = FourierTerm(power, radius, flux_norm)
         for p in vae.encoder.parameters():
             p.requires_grad_(False)
 
@@ -115,7 +125,7 @@ class DecoderObjective(nn.Module):
             mean, logvar = self.model.encode(x)
         rec = self.model.decode(mean + (0.5 * logvar).exp() * eps)
         l1 = (rec - x).abs().mean()
-        fourier = whitened_error(rec, x, self.whitening, self.dc_power)
+        fourier = self.fourier(rec, x)
         return l1 + self.weight * fourier, l1.detach(), fourier.detach()
 
 

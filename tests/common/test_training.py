@@ -324,7 +324,7 @@ def test_whitened_low_frequency_error_matches_numpy():
     expected = np.mean(per_image)
     assert torch.equal(low_frequency_mask(8, 8, 2.5), torch.from_numpy(keep))
     obj = DecoderObjective(FrameVAE(VAEConfig(channels=(8, 16))), mean_power(torch.from_numpy(frames)), 1.0, 2.5)
-    got = whitened_error(torch.from_numpy(rec), torch.from_numpy(x), obj.whitening)
+    got = whitened_error(torch.from_numpy(rec), torch.from_numpy(x), obj.fourier.whitening)
     assert float(got) == pytest.approx(expected, rel=1e-5)
 
 
@@ -418,7 +418,7 @@ def test_decoder_stage_keeps_the_encoder_and_sharpens_the_round_trip(tmp_path):
     b, a = before.state_dict(), after.state_dict()
     assert all(torch.equal(b[k], a[k]) for k in b if k.startswith("encoder."))  # the latent space is the same
     assert any(not torch.equal(b[k], a[k]) for k in b if k.startswith("decoder."))
-    w = DecoderObjective(before, mean_power(frames), 1.0, 4.0).whitening
+    w = DecoderObjective(before, mean_power(frames), 1.0, 4.0).fourier.whitening
 
     def round_trip_error(vae):
         with torch.no_grad():
