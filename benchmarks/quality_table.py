@@ -58,6 +58,7 @@ import torch
 from common.distributed import LONG_WAIT, DistInfo, env_world_size, leave_distributed, setup_distributed
 from common.io import atomic_write_text
 from common.methods import METHODS
+from common.recon.cli import settings_dict
 from common.recon.prior_set import Priors, load_priors, resolve_prior_paths
 from common.recon.run import truth_metrics
 from common.recon.task import ReconTask
@@ -193,10 +194,18 @@ def run_case(domain: str, case: int, method: str, samples: int, seed: int, setti
     return row
 
 
-def settings_dict(settings) -> dict:
-    import dataclasses
-
-    return settings.to_dict() if hasattr(settings, "to_dict") else dataclasses.asdict(settings)
+def method_settings(domain: str, method: str, setting: str) -> dict:
+    """The settings (JSON view) a diffusion ``method`` runs with on ``domain`` at ``setting``: the domain's DAPS
+    preset for the DAPS family, the method's own preset otherwise (as :func:`run_case` uses them)."""
+    if METHODS[method].uses_daps:
+        if domain == "blackhole":
+            from blackhole.reconstruct import sampler_presets
+        else:
+            from cardiac_mri.step import sampler_presets
+        cfg = sampler_presets(setting)[setting]
+    else:
+        cfg = METHODS[method].presets(setting)
+    return json.loads(json.dumps(settings_dict(cfg)))
 
 
 def result_path(out: Path, method: str, case: int) -> Path:
@@ -221,10 +230,11 @@ def jobs_of_rank(cases: list[int], methods: list[str], rank: int, world: int) ->
 
 
 def stale_results(out: Path, jobs: list[tuple[int, str]], samples: int, seed: int, setting: str,
-                  digests: dict[str, str] | None = None) -> list[str]:
-    """Stored results of ``jobs`` made at other settings (samples, seed or preset) than asked for, or, for the
+                  digests: dict[str, str] | None = None, settings: dict[str, dict] | None = None) -> list[str]:
+    """Stored results of ``jobs`` made at other settings (samples, seed or preset name) than asked for, or, for the
     diffusion methods, with other prior weights than ``digests`` (:func:`prior_digests`; results stored before the
-    digests were recorded are not checked)."""
+    digests were recorded are not checked) or other sampler settings than ``settings[method]``
+    (:func:`method_settings`: a preset whose values changed since the row was made)."""
     bad = []
     for case, method in jobs:
         p = result_path(out, method, case)
@@ -233,6 +243,8 @@ def stale_results(out: Path, jobs: list[tuple[int, str]], samples: int, seed: in
             want = {"seed": seed, "setting": setting, **({"samples": samples} if method in METHODS else {})}
             if method in METHODS and digests is not None and "prior_sha256" in r:
                 want["prior_sha256"] = digests
+            if method in METHODS and settings is not None and method in settings:
+                want["settings"] = settings[method]
             got = {k: r.get(k, "default" if k == "setting" else None) for k in want}
             if got != want:
                 bad.append(f"{p}: {got} (asked {want})")
@@ -260,7 +272,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     digests = None
     if any(m in METHODS for m in methods):
         digests = prior_digests(prior_paths(args.domain, prior))
-    stale = stale_results(out, [(c, m) for c in cases for m in methods], samples, args.seed, setting, digests)
+    current = {m: method_settings(args.domain, m, setting) for m in methods if m in METHODS}
+    stale = stale_results(out, [(c, m) for c in cases for m in methods], samples, args.seed, setting, digests,
+                          current)
     if stale:
         raise SystemExit("results stored at other settings (use a new --out or delete them):\n  " + "\n  ".join(stale))
     workers = setup_distributed(LONG_WAIT) if env_world_size() > 1 else DistInfo(0, 1, torch.device("cpu"))

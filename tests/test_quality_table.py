@@ -55,6 +55,13 @@ def test_quality_table_run_resume_and_summarize(tmp_path, capsys):
         assert "done already" in capsys.readouterr().err
         with pytest.raises(SystemExit, match="other settings"):
             qt.main([*args[:-2], "--seed", "1", "--out", str(out)])
+        # a row made before the preset's values changed (same preset name) is stale too
+        path = qt.result_path(out, "IDM", 100000)
+        row = json.loads(path.read_text())
+        row["settings"]["annealing_steps"] += 1
+        path.write_text(json.dumps(row))
+        with pytest.raises(SystemExit, match="annealing_steps"):
+            qt.main(args)
     # a candidate prior from its own folder: results tied to the weights' digests, the command names the folder
     shipped = json.loads(qt.result_path(tmp_path / "mri", "IDM", 100000).read_text())
     cand = tmp_path / "candidate"
