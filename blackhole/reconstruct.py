@@ -59,8 +59,8 @@ MOTION_BLUR_PX = 4.0
 def sampler_presets(setting: str) -> dict[str, DAPSConfig]:
     """DAPS settings: ``paper`` = Table 3 (25 x (20 ODE + 60 latent MCMC), read from
     ``common/sampling/presets/daps_blackhole.yaml`` only when asked for; the paper's latent data step at tau =
-    0.021). ``default`` = 5 annealing levels from sigma 100 down to 0.003 x 3 ODE steps (ending at 0.003 instead
-    of 0.01: +0.2 dB PSNR and +0.7 dB motion SNR on held-out cases 100000-100002, benchmarks/RESULTS.md, seventh
+    0.021). ``default`` = 5 annealing levels from sigma 100 down to 0.01 x 3 ODE steps (ending at 0.003 instead
+    gained on held-out cases 100000-100002 but not on the 10-case quality table: benchmarks/RESULTS.md, seventh
     session) with the pixel Gauss-Newton data step at the data's own error
     bars (temperature 1): 4 Levenberg-Marquardt iterations per annealing step, 35 at the last (a poor prior
     estimate needs ~35 from chi2 ~300), 30 CG iterations each, pixel radius floor 0.03 (network units: frames
@@ -74,7 +74,7 @@ def sampler_presets(setting: str) -> dict[str, DAPSConfig]:
     pixel = dataclasses.replace(base, data_step="pixel", pixel_kernel="gauss-newton", radius_floor=0.03,
                                 smooth_px=2.0, perturb="data", temperature=1.0, dc_iters=4, dc_final_iters=35,
                                 cg_iters=30)
-    presets = {"default": dataclasses.replace(pixel, annealing_steps=5, ode_steps=3, sigma_min=0.003),
+    presets = {"default": dataclasses.replace(pixel, annealing_steps=5, ode_steps=3),
                "quick": dataclasses.replace(pixel, annealing_steps=1, ode_steps=2, dc_iters=1, dc_final_iters=2,
                                             cg_iters=10)}
     if setting == "paper":
