@@ -226,7 +226,7 @@ def test_presets():
     assert p["paper"].data_step == "latent" and p["default"].data_step == "linear-gaussian"
     nfe = {k: c.annealing_steps * (c.ode_steps - 1) for k, c in p.items()}  # denoiser calls outside the MCMC
     assert nfe["quick"] < nfe["default"] < nfe["paper"]
-    assert (p["default"].annealing_steps, p["default"].perturb) == (50, "data")  # pixel prior: many levels
+    assert (p["default"].annealing_steps, p["default"].perturb) == (25, "data")  # pixel prior: many levels
     assert p["default"].sigma_min == p["default"].radius_floor == 0.003  # a sample keeps the last level's noise
 
 
