@@ -38,6 +38,7 @@ from tqdm import tqdm
 from common import checkpoints
 from common.distributed import DistInfo, setup_distributed
 from common.io import atomic_path, atomic_write_text
+from common.nets.config import VAEConfig
 from common.nets.temporal import frame_offset
 from common.nets.unet import VideoUNet
 from common.nets.vae import FrameVAE, sample_latent
@@ -130,7 +131,7 @@ TEMPORAL_ONLY_FIELDS = ("temporal_kernel", "temporal_attn_levels", "max_frames")
 """UNet fields read only by the temporal modules (an image checkpoint's values are not used)."""
 
 
-def _load_matching_vae(path: Path | None, want, stage: str, flag: str,
+def _load_matching_vae(path: Path | None, want: VAEConfig, stage: str, flag: str,
                        map_location: torch.device | str = "cpu") -> FrameVAE:
     """The FrameVAE checkpoint at ``path``, refused (one-line error naming ``flag``) when missing or when its config
     differs from the YAML ``vae`` section ``want``."""
