@@ -169,7 +169,7 @@ def run_case(domain: str, case: int, method: str, samples: int, seed: int, setti
     t0 = time.perf_counter()
     if method in METHODS:
         m = METHODS[method]
-        cfg = c.daps if m.uses_daps else m.presets(setting)  # DAPS family: the domain's preset; others: their own
+        cfg = method_config(domain, method, setting)
         row.update(kind="diffusion", samples=samples, priors=c.priors.paths, prior_sha256=prior_digests(c.priors.paths),
                    prior_dir=None if prior is None else str(prior), settings=settings_dict(cfg))
         x = m.sample(task, c.priors, cfg, samples, seed)
@@ -194,18 +194,21 @@ def run_case(domain: str, case: int, method: str, samples: int, seed: int, setti
     return row
 
 
-def method_settings(domain: str, method: str, setting: str) -> dict:
-    """The settings (JSON view) a diffusion ``method`` runs with on ``domain`` at ``setting``: the domain's DAPS
-    preset for the DAPS family, the method's own preset otherwise (as :func:`run_case` uses them)."""
-    if METHODS[method].uses_daps:
-        if domain == "blackhole":
-            from blackhole.reconstruct import sampler_presets
-        else:
-            from cardiac_mri.step import sampler_presets
-        cfg = sampler_presets(setting)[setting]
+def method_config(domain: str, method: str, setting: str):
+    """The settings a diffusion ``method`` runs with on ``domain`` at ``setting``: the domain's DAPS preset for the
+    DAPS family, the method's own preset otherwise."""
+    if not METHODS[method].uses_daps:
+        return METHODS[method].presets(setting)
+    if domain == "blackhole":
+        from blackhole.reconstruct import sampler_presets
     else:
-        cfg = METHODS[method].presets(setting)
-    return json.loads(json.dumps(settings_dict(cfg)))
+        from cardiac_mri.step import sampler_presets
+    return sampler_presets(setting)[setting]
+
+
+def method_settings(domain: str, method: str, setting: str) -> dict:
+    """:func:`method_config` as a stored row holds it (JSON view)."""
+    return json.loads(json.dumps(settings_dict(method_config(domain, method, setting))))
 
 
 def result_path(out: Path, method: str, case: int) -> Path:

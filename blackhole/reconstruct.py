@@ -59,13 +59,12 @@ MOTION_BLUR_PX = 4.0
 def sampler_presets(setting: str) -> dict[str, DAPSConfig]:
     """DAPS settings: ``paper`` = Table 3 (25 x (20 ODE + 60 latent MCMC), read from
     ``common/sampling/presets/daps_blackhole.yaml`` only when asked for; the paper's latent data step at tau =
-    0.021). ``default`` = 5 annealing levels from sigma 100 down to 0.01 x 3 ODE steps (ending at 0.003 instead
-    gained on held-out cases 100000-100002 but not on the 10-case quality table: benchmarks/RESULTS.md, seventh
-    session) with the pixel Gauss-Newton data step at the data's own error
-    bars (temperature 1): 4 Levenberg-Marquardt iterations per annealing step, 35 at the last (a poor prior
-    estimate needs ~35 from chi2 ~300), 30 CG iterations each, pixel radius floor 0.03 (network units: frames
-    divided by the movie maximum), prior correction smoothed by a Gaussian of 2 pixels (half the decoder's 4x
-    upsampling), data perturbation only, non-negative images. Chosen by ``benchmarks/sweep_consistency.py``
+    0.021). ``default`` = 5 annealing levels from sigma 100 down to 0.01 x 3 ODE steps (ending at 0.003 gained on
+    held-out cases 100000-100002 but not on the 10-case quality table; benchmarks/RESULTS.md, seventh session) with
+    the pixel Gauss-Newton data step at the data's own error bars (temperature 1): 4 Levenberg-Marquardt iterations
+    per annealing step, 35 at the last (a poor prior estimate needs ~35 from chi2 ~300), 30 CG iterations each,
+    pixel radius floor 0.03 (network units: frames divided by the movie maximum), prior correction smoothed by a
+    Gaussian of 2 pixels (half the decoder's 4x upsampling), data perturbation only, non-negative images. Chosen by ``benchmarks/sweep_consistency.py``
     (benchmarks/RESULTS.md, issue 10): the paper's latent step at the CPU budget left chi2 ~100-300; the pixel step
     fits to chi2 ~1.
     ``quick`` = 1 x 2 ODE steps with 2 Gauss-Newton iterations, for tests."""

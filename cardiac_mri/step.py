@@ -58,8 +58,7 @@ def sampler_presets(setting: str) -> dict[str, DAPSConfig]:
     radius floor set the pixel noise a sample keeps: on the 10 held-out cases of the quality table (shipped prior, 3
     samples) 25 levels to sigma 0.01 with floor 0.01 gave PSNR 30.52 dB / motion SNR 17.78 dB, 25 levels to 0.003
     with floor 0.003 30.95 / 19.89 dB, 50 levels to 0.003 30.72 / 20.60 dB at twice the cost (benchmarks/RESULTS.md,
-    seventh session). ``quick`` = 1 x 2 with 10 CG
-    iterations, for tests."""
+    seventh session). ``quick`` = 1 x 2 with 10 CG iterations, for tests."""
     base = DAPSConfig(annealing_steps=20, ode_steps=20, mcmc_steps=53, lr=1.2e-3, lr_min_ratio=0.011, momentum=0.83,
                       prior_term="exact", prior_sigma=0.01, grad_clamp=1.0 / REFERENCE_TAU**2)
     linear = dataclasses.replace(base, data_step="linear-gaussian", radius_floor=0.01, perturb="data",
