@@ -64,9 +64,9 @@ def sampler_presets(setting: str) -> dict[str, DAPSConfig]:
     the pixel Gauss-Newton data step at the data's own error bars (temperature 1): 4 Levenberg-Marquardt iterations
     per annealing step, 35 at the last (a poor prior estimate needs ~35 from chi2 ~300), 30 CG iterations each,
     pixel radius floor 0.03 (network units: frames divided by the movie maximum), prior correction smoothed by a
-    Gaussian of 2 pixels (half the decoder's 4x upsampling), data perturbation only, non-negative images. Chosen by ``benchmarks/sweep_consistency.py``
-    (benchmarks/RESULTS.md, issue 10): the paper's latent step at the CPU budget left chi2 ~100-300; the pixel step
-    fits to chi2 ~1.
+    Gaussian of 2 pixels (half the decoder's 4x upsampling), data perturbation only, non-negative images. Chosen
+    by ``benchmarks/sweep_consistency.py`` (benchmarks/RESULTS.md, issue 10): the paper's latent step at the CPU
+    budget left chi2 ~100-300; the pixel step fits to chi2 ~1.
     ``quick`` = 1 x 2 ODE steps with 2 Gauss-Newton iterations, for tests."""
     base = DAPSConfig(annealing_steps=25, ode_steps=20, mcmc_steps=60, lr=1.2e-5, lr_min_ratio=0.015, momentum=0.0,
                       prior_term="exact", prior_sigma=0.01, grad_clamp=1.0 / REFERENCE_TAU**2)
