@@ -43,6 +43,7 @@ Usage (two processes on a 2-core machine; ``torchrun`` is the same as ``python -
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import sys
@@ -211,6 +212,14 @@ def method_settings(domain: str, method: str, setting: str) -> dict:
     return json.loads(json.dumps(settings_dict(method_config(domain, method, setting))))
 
 
+def field_defaults(domain: str, method: str, setting: str) -> dict:
+    """The default of every field of :func:`method_config`'s dataclass (JSON view): a row stored before a field was
+    added ran at that field's default."""
+    cfg = method_config(domain, method, setting)
+    return {f.name: json.loads(json.dumps(f.default)) for f in dataclasses.fields(cfg)
+            if f.default is not dataclasses.MISSING}
+
+
 def result_path(out: Path, method: str, case: int) -> Path:
     return out / method.replace("+", "_") / f"case_{case}.json"
 
@@ -233,11 +242,13 @@ def jobs_of_rank(cases: list[int], methods: list[str], rank: int, world: int) ->
 
 
 def stale_results(out: Path, jobs: list[tuple[int, str]], samples: int, seed: int, setting: str,
-                  digests: dict[str, str] | None = None, settings: dict[str, dict] | None = None) -> list[str]:
+                  digests: dict[str, str] | None = None, settings: dict[str, dict] | None = None,
+                  defaults: dict[str, dict] | None = None) -> list[str]:
     """Stored results of ``jobs`` made at other settings (samples, seed or preset name) than asked for, or, for the
     diffusion methods, with other prior weights than ``digests`` (:func:`prior_digests`; results stored before the
     digests were recorded are not checked) or other sampler settings than ``settings[method]``
-    (:func:`method_settings`: a preset whose values changed since the row was made)."""
+    (:func:`method_settings`: a preset whose values changed since the row was made; a setting the row lacks counts
+    as ``defaults[method]``'s, :func:`field_defaults`)."""
     bad = []
     for case, method in jobs:
         p = result_path(out, method, case)
@@ -249,6 +260,8 @@ def stale_results(out: Path, jobs: list[tuple[int, str]], samples: int, seed: in
             if method in METHODS and settings is not None and method in settings:
                 want["settings"] = settings[method]
             got = {k: r.get(k, "default" if k == "setting" else None) for k in want}
+            if "settings" in want and isinstance(got["settings"], dict) and defaults and method in defaults:
+                got["settings"] = {**defaults[method], **got["settings"]}
             if got != want:
                 bad.append(f"{p}: {got} (asked {want})")
     return bad
@@ -276,8 +289,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if any(m in METHODS for m in methods):
         digests = prior_digests(prior_paths(args.domain, prior))
     current = {m: method_settings(args.domain, m, setting) for m in methods if m in METHODS}
+    defaults = {m: field_defaults(args.domain, m, setting) for m in current}
     stale = stale_results(out, [(c, m) for c in cases for m in methods], samples, args.seed, setting, digests,
-                          current)
+                          current, defaults)
     if stale:
         raise SystemExit("results stored at other settings (use a new --out or delete them):\n  " + "\n  ".join(stale))
     workers = setup_distributed(LONG_WAIT) if env_world_size() > 1 else DistInfo(0, 1, torch.device("cpu"))

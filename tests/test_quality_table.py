@@ -55,9 +55,13 @@ def test_quality_table_run_resume_and_summarize(tmp_path, capsys):
         assert "done already" in capsys.readouterr().err
         with pytest.raises(SystemExit, match="other settings"):
             qt.main([*args[:-2], "--seed", "1", "--out", str(out)])
-        # a row made before the preset's values changed (same preset name) is stale too
+        # a row made before a setting existed ran at its default: not stale
         path = qt.result_path(out, "IDM", 100000)
         row = json.loads(path.read_text())
+        assert row["settings"].pop("radius_scale") == 1.0
+        path.write_text(json.dumps(row))
+        assert qt.main(args) == 0
+        # a row made before the preset's values changed (same preset name) is stale too
         row["settings"]["annealing_steps"] += 1
         path.write_text(json.dumps(row))
         with pytest.raises(SystemExit, match="annealing_steps"):

@@ -50,7 +50,11 @@ class DAPSConfig:
     decoder), ``"pixel"`` (pixel space around the decoded estimate; ``pixel_kernel`` ``"gauss-newton"`` for
     least-squares likelihoods or ``"langevin"`` for any differentiable one) or ``"linear-gaussian"`` (exact
     perturb-and-solve draw for linear operators with Gaussian noise). Pixel-space prior radius
-    ``r_k = sqrt((g sigma_k)^2 + radius_floor^2)`` (g the measured decoder gain, network units); ``smooth_px``:
+    ``r_k = sqrt((c g sigma_k)^2 + radius_floor^2)`` (g the measured decoder gain, network units; c =
+    ``radius_scale``: 1 is the DAPS reference's std of p(z_0 | z_t) = sigma_k; a trained prior's denoising error is
+    a fraction of sigma_k, but the best c depends on the data's SNR: on held-out cine c = 0.5 gained 0.45 dB PSNR at
+    k-space noise 0.005 and lost 0.2-0.5 dB at 0.01-0.02, benchmarks/RESULTS.md eighth session, so the presets keep
+    1); ``smooth_px``:
     std (pixels) of the Gaussian shape of the pixel Gauss-Newton step's prior correction (0: white).
     ``dc_iters``: Gauss-Newton iterations (or Langevin steps) per annealing step, ``dc_final_iters`` at the last
     one; ``cg_iters``: conjugate-gradient iterations per solve. ``perturb``: ``"both"`` (data and prior centre:
@@ -77,6 +81,7 @@ class DAPSConfig:
     data_step: str = "latent"
     pixel_kernel: str = "gauss-newton"
     radius_floor: float = 0.03
+    radius_scale: float = 1.0
     smooth_px: float = 0.0
     dc_iters: int = 4
     dc_final_iters: int = 15
@@ -95,7 +100,7 @@ class DAPSConfig:
             v = getattr(self, name)
             need(isinstance(v, int) and not isinstance(v, bool), f"{name} must be an int, got {v!r}")
         for name in ("sigma_max", "sigma_min", "lr", "lr_min_ratio", "momentum", "prior_sigma", "ode_sigma_min", "rho",
-                     "radius_floor", "temperature", "smooth_px"):
+                     "radius_floor", "radius_scale", "temperature", "smooth_px"):
             v = getattr(self, name)
             need(_is_real(v) and math.isfinite(v), f"{name} must be a finite number, got {v!r}")
         if problems:
@@ -121,6 +126,7 @@ class DAPSConfig:
              f"pixel_kernel must be one of {PIXEL_KERNELS}, got {self.pixel_kernel!r}")
         need(self.perturb in PERTURBATIONS, f"perturb must be one of {PERTURBATIONS}, got {self.perturb!r}")
         need(self.smooth_px >= 0, f"smooth_px must be >= 0, got {self.smooth_px}")
+        need(self.radius_scale > 0, f"radius_scale must be > 0, got {self.radius_scale}")
         need(self.radius_floor >= 0, f"radius_floor must be >= 0, got {self.radius_floor}")
         need(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
         need(self.dc_iters >= 1 and self.dc_final_iters >= 1 and self.cg_iters >= 1,
@@ -152,7 +158,7 @@ class DAPSConfig:
             raise ValueError(f"DAPSConfig from {source}: unknown key(s) {unknown}; allowed keys are {names}")
         kw = dict(d)
         for name in ("sigma_max", "sigma_min", "lr", "lr_min_ratio", "momentum", "prior_sigma", "ode_sigma_min",
-                     "rho", "grad_clamp", "radius_floor", "temperature", "smooth_px"):
+                     "rho", "grad_clamp", "radius_floor", "radius_scale", "temperature", "smooth_px"):
             if isinstance(kw.get(name), int) and not isinstance(kw.get(name), bool):
                 kw[name] = float(kw[name])
         try:

@@ -148,6 +148,8 @@ def test_unknown_and_invalid_keys_are_rejected(tmp_path: Path) -> None:
         DAPSConfig(momentum=1.0)
     with pytest.raises(ValueError, match="annealing_steps must be an int"):
         DAPSConfig(annealing_steps=2.5)
+    with pytest.raises(ValueError, match="radius_scale must be > 0, got 0.0"):
+        DAPSConfig(radius_scale=0.0)
 
 
 def test_lr_decay_and_roundtrip() -> None:

@@ -121,3 +121,24 @@ def test_gaussian_prior_term_width_is_the_annealing_sigma() -> None:
     var = samples.double().var().item()
     assert abs(samples.double().mean().item()) < 0.05
     assert 0.95 < var / 4.0 < 1.1, var
+
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.5])
+def test_pixel_radius_is_radius_scale_times_the_annealing_sigma(scale: float) -> None:
+    """Point-mass prior at 0 and an uninformative linear-Gaussian likelihood (A = 0): the one annealing step's exact
+    draw ("both") is N(0, r^2 I) with r = radius_scale x sigma_max, so the samples' variance must be (2 c)^2."""
+    from common.sampling import daps
+    from common.sampling.consistency import LinearGaussian, make_step
+
+    lin = LinearGaussian(forward=lambda x: 0.0 * x.flatten(1)[:, :3], adjoint=lambda r: torch.zeros(r.shape[0], *SHAPE),
+                         y=torch.zeros(3), noise_std=0.1)
+    config = DAPSConfig(annealing_steps=1, sigma_max=2.0, sigma_min=0.5, ode_steps=2, data_step="linear-gaussian",
+                        perturb="both", radius_floor=0.0, radius_scale=scale, cg_iters=5)
+
+    def zero(z: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(z)
+
+    step = make_step(config, zero, log_likelihood=lambda x: (0.0 * x).flatten(1).sum(1), linear=lin)
+    samples = daps(zero, step, (500, *SHAPE), config, generator=6).pixels
+    assert 0.93 < samples.double().var().item() / (2.0 * scale) ** 2 < 1.07

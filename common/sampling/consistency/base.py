@@ -81,7 +81,8 @@ class ConsistencyStep(Protocol):
 
 @dataclass(frozen=True)
 class PixelRadius:
-    """Std ``r_k`` of the pixel-space prior term N(x_hat, r_k^2 I): ``sqrt((g sigma_k)^2 + floor^2)`` (module doc).
+    """Std ``r_k`` of the pixel-space prior term N(x_hat, r_k^2 I): ``sqrt((scale g sigma_k)^2 + floor^2)`` (module
+    doc; ``scale`` 1 is the DAPS reference's r = sigma).
 
     ``gain`` None measures g at every step, per sample (:func:`decoder_gain`); a number fixes it (1 for pixel
     priors).
@@ -89,6 +90,7 @@ class PixelRadius:
 
     floor: float = 0.0
     gain: float | None = None
+    scale: float = 1.0
 
     def __call__(self, sigma: float, z0_hat: torch.Tensor, x_hat: torch.Tensor, decode: Decoder | None,
                  noise: PerSampleNoise) -> torch.Tensor:
@@ -98,7 +100,7 @@ class PixelRadius:
             g = decoder_gain(decode, z0_hat, x_hat, noise)
         else:
             g = torch.full((z0_hat.shape[0],), 1.0 if self.gain is None else float(self.gain), dtype=torch.float64)
-        return ((g * sigma) ** 2 + self.floor**2).sqrt()
+        return ((self.scale * g * sigma) ** 2 + self.floor**2).sqrt()
 
 
 def per_sample(r: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

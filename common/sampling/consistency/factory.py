@@ -36,7 +36,8 @@ def make_step(config: DAPSConfig, denoiser: Denoiser, *, log_likelihood: LogLike
     kind = config.data_step
     if kind == "latent":
         return LatentMCMC(denoiser, log_likelihood, config, decode)
-    radius = PixelRadius(floor=config.radius_floor)  # measured decoder gain; 1 without a decoder
+    # measured decoder gain; 1 without a decoder
+    radius = PixelRadius(floor=config.radius_floor, scale=config.radius_scale)
     if kind == "linear-gaussian":
         if linear is None:
             raise ValueError("data_step 'linear-gaussian' needs a linear operator with Gaussian noise; this "
