@@ -27,7 +27,12 @@ import numpy as np
 import torch
 
 from cardiac_mri.images import center_crop, to_model_grid, video_scale
-from cardiac_mri.likelihood import GaussianLikelihood, estimate_noise_std, linear_gaussian_model
+from cardiac_mri.likelihood import (
+    GaussianLikelihood,
+    estimate_noise_std,
+    linear_gaussian_model,
+    model_error_ratio,
+)
 from cardiac_mri.masks import sampled_lines
 from cardiac_mri.priors import default_prior_paths
 from cardiac_mri.sense import SenseOperator, channels_to_complex, complex_to_channels, fft2c, ifft2c
@@ -90,17 +95,22 @@ def mri_task(lik: GaussianLikelihood, frames: int, size: int, truth: np.ndarray 
              export=None, attrs: dict | None = None, noise_std: float | None = None) -> ReconTask:
     """The driver's view of a cine problem on the ``size`` x ``size`` grid (module docstring: units); ``lik`` is
     the likelihood in data units (``scale`` set), from which the network-unit sampling likelihood is derived.
-    ``noise_std``: complex noise std per k-space sample on the grid, data units (default: estimated from the grid
-    k-space's readout edges, :func:`~cardiac_mri.likelihood.estimate_noise_std`; right when the grid keeps the
-    data's k-space extent, as in the demo; :func:`full_resolution_noise` for data resized to the grid)."""
+    ``noise_std``: thermal complex noise std per k-space sample on the grid, data units (default: estimated from
+    the grid k-space's readout edges, :func:`~cardiac_mri.likelihood.estimate_noise_std`; right when the grid keeps
+    the data's k-space extent, as in the demo; :func:`full_resolution_noise` for data resized to the grid). The
+    sampling likelihood's noise level is that times :func:`~cardiac_mri.likelihood.model_error_ratio`, which adds
+    what the SENSE model cannot explain (estimated coil maps): on clean data that misfit exceeds the thermal noise
+    (1.5x at the demo's noise 0.005), and a likelihood that ignores it puts the model error into the samples."""
     scale = lik.scale
     net_lik = GaussianLikelihood(lik.op, lik.y / scale, tau=lik.tau, scale=1.0)
     try:
-        noise_std = (estimate_noise_std(net_lik.y, lik.op.mask) if noise_std is None else noise_std / scale)
+        thermal = estimate_noise_std(net_lik.y, lik.op.mask) if noise_std is None else noise_std / scale
+        if not (thermal > 0 and np.isfinite(thermal)):
+            raise ValueError(f"the noise level must be a positive number, got {thermal}")
+        ratio = model_error_ratio(lik.op, net_lik.y, thermal)
     except ValueError as exc:
         raise DemoError(f"STeP reconstruction: {exc}") from exc
-    if not (noise_std > 0 and np.isfinite(noise_std)):
-        raise DemoError(f"STeP reconstruction: the noise level must be a positive number, got {noise_std}")
+    noise_std = thermal * ratio
     linear = linear_gaussian_model(net_lik, noise_std)
 
     def report(x: torch.Tensor) -> dict[str, float]:
@@ -121,8 +131,10 @@ def mri_task(lik: GaussianLikelihood, frames: int, size: int, truth: np.ndarray 
 
     coords = cine_coords(frames, size, size, "on the model grid")
     meta = {"tau": lik.tau, "scale_image_units_per_network_unit": scale, "noise_std_estimate": noise_std,
-            "noise_estimator": "1.4826 x MAD of the real and imaginary parts of the measured k-space in the outer "
-                               "1/8 of the readout on both sides, x sqrt(2) (per complex sample, network units)",
+            "noise_std_thermal": thermal, "model_error_ratio": ratio,
+            "noise_estimator": "thermal: 1.4826 x MAD of the real and imaginary parts of the measured k-space in the "
+                               "outer 1/8 of the readout on both sides, x sqrt(2) (per complex sample, network units; "
+                               "or given); times the SENSE model's residual ratio (model_error_ratio)",
             "likelihood": "Gaussian in network units, -||A x - y/scale||^2 / tau^2 (multi-coil SENSE, centred "
                           "orthonormal FFT); misfit ||A(scale x) - y|| in data units",
             **(attrs or {})}

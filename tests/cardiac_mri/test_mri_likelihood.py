@@ -132,3 +132,24 @@ def test_single_coil_solve_needs_at_most_two_cg_iterations() -> None:
     _, info = conjugate_gradient(lambda v: w_y * model.adjoint(model.forward(v)) + w_x * v, rhs, max_iter=50,
                                  rtol=1e-5)
     assert info.iterations <= 2 and bool(info.converged.all())
+
+
+def test_model_error_ratio_sees_the_coil_map_error_and_not_the_noise():
+    """Data made by the model itself plus thermal noise: ratio ~1. Data made with other coil maps: the ratio is the
+    truth's own misfit over the thermal noise (a parametric bootstrap of the same CG fit, no truth needed)."""
+    from cardiac_mri.likelihood import model_error_ratio
+
+    op, _, gen = _problem(dtype=torch.complex64, seed=5, t=6, h=16, w=16)
+    x = torch.randn(1, 6, 16, 16, dtype=torch.complex64, generator=gen)
+    s = 0.05
+    measured = op.mask.expand(6, 3, 16, 16) > 0
+    noise = torch.complex(torch.randn(6, 3, 16, 16, generator=gen), torch.randn(6, 3, 16, 16, generator=gen))
+    noise = noise * (s / 2**0.5) * measured
+    assert model_error_ratio(op, op(x)[0] + noise, s) < 1.1
+    other = SenseOperator(op.maps + 0.08 * torch.randn(3, 16, 16, dtype=torch.complex64, generator=gen), op.mask)
+    y = other(x)[0] + noise
+    truth = float(((op(x)[0] - y).abs() ** 2).sum() / measured.sum()) ** 0.5 / s
+    assert truth > 1.5
+    assert model_error_ratio(op, y, s) == pytest.approx(truth, rel=0.15)
+    with pytest.raises(ValueError, match="noise_std > 0"):
+        model_error_ratio(op, y, 0.0)
