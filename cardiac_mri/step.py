@@ -55,8 +55,8 @@ def sampler_presets(setting: str) -> dict[str, DAPSConfig]:
     """DAPS settings: ``paper`` = Table 3 (20 x (20 ODE + 53 latent HMC), ``common/sampling/presets/daps_mri.yaml``,
     read when asked for; the paper's latent data step at tau = 0.10). ``default`` = 25 annealing levels from sigma
     100 down to 0.003 x 2 ODE steps (one denoiser call per level) with the linear-Gaussian data step
-    (perturb-and-solve with the data perturbed, 50 CG iterations) at the noise level estimated from the k-space
-    edges (temperature 1), pixel radius floor 0.003 (network units). The shipped prior is pixel-space: without a
+    (perturb-and-solve with the data perturbed, 50 CG iterations) at the noise level estimated from the data
+    (temperature 1; :func:`mri_task`: thermal noise from the k-space edges times the SENSE model's misfit ratio), pixel radius floor 0.003 (network units). The shipped prior is pixel-space: without a
     decoder to shrink it, a coarse level's draw leaves noise far above the next level's sigma, so it needs many
     finely spaced levels and the prior centre unperturbed (demo case 100000, prior after 4000 video steps: 5 x 3
     exact draws 16.2 dB, 25 x 2 exact draws 21.8 dB, 25 x 2 data-perturbed 24.9 dB). The last level's sigma and the
