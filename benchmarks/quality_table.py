@@ -43,7 +43,6 @@ Usage (two processes on a 2-core machine; ``torchrun`` is the same as ``python -
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
 import sys
@@ -213,11 +212,9 @@ def method_settings(domain: str, method: str, setting: str) -> dict:
 
 
 def field_defaults(domain: str, method: str, setting: str) -> dict:
-    """The default of every field of :func:`method_config`'s dataclass (JSON view): a row stored before a field was
-    added ran at that field's default."""
-    cfg = method_config(domain, method, setting)
-    return {f.name: json.loads(json.dumps(f.default)) for f in dataclasses.fields(cfg)
-            if f.default is not dataclasses.MISSING}
+    """The settings of :func:`method_config`'s class at its field defaults (JSON view, as a row stores them): a row
+    stored before a field was added ran at that field's default."""
+    return json.loads(json.dumps(settings_dict(type(method_config(domain, method, setting))())))
 
 
 def result_path(out: Path, method: str, case: int) -> Path:

@@ -115,3 +115,14 @@ def test_paper_scale_smoke_on_cpu(tmp_path):
     assert r["paper_seconds"] == 332.0 and r["paper_memory_gb"] == 23.0 and not r["paper_preset"]
     assert r["seconds_per_sample"] > 0 and r["peak_memory_gb"] > 0 and r["peak_memory_kind"] == "process peak RSS"
     assert "x the paper's 332 s" in res.stdout
+
+
+def test_field_defaults_are_stored_settings_of_every_diffusion_method():
+    """A row stored before a setting existed is compared at that setting's default: every diffusion method's
+    defaults have the keys of its stored settings (nested settings such as SVI's data fit included)."""
+    qt = _load("quality_table")
+    for domain in ("blackhole", "mri"):
+        for method in qt.domain_methods(domain):
+            if method in qt.METHODS:
+                assert set(qt.field_defaults(domain, method, "default")) == set(
+                    qt.method_settings(domain, method, "default")), (domain, method)
