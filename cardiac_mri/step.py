@@ -53,17 +53,17 @@ DEFAULT_SAMPLES = {"quick": 2, "default": 3, "paper": 5}
 
 def sampler_presets(setting: str) -> dict[str, DAPSConfig]:
     """DAPS settings: ``paper`` = Table 3 (20 x (20 ODE + 53 latent HMC), ``common/sampling/presets/daps_mri.yaml``,
-    read when asked for; the paper's latent data step at tau = 0.10). ``default`` = 25 annealing levels from sigma
-    100 down to 0.003 x 2 ODE steps (one denoiser call per level) with the linear-Gaussian data step
-    (perturb-and-solve with the data perturbed, 50 CG iterations) at the noise level estimated from the data
-    (temperature 1; :func:`mri_task`: thermal noise from the k-space edges times the SENSE model's misfit ratio), pixel radius floor 0.003 (network units). The shipped prior is pixel-space: without a
-    decoder to shrink it, a coarse level's draw leaves noise far above the next level's sigma, so it needs many
-    finely spaced levels and the prior centre unperturbed (demo case 100000, prior after 4000 video steps: 5 x 3
-    exact draws 16.2 dB, 25 x 2 exact draws 21.8 dB, 25 x 2 data-perturbed 24.9 dB). The last level's sigma and the
-    radius floor set the pixel noise a sample keeps: on the 10 held-out cases of the quality table (shipped prior, 3
-    samples) 25 levels to sigma 0.01 with floor 0.01 gave PSNR 30.52 dB / motion SNR 17.78 dB, 25 levels to 0.003
-    with floor 0.003 30.95 / 19.89 dB, 50 levels to 0.003 30.72 / 20.60 dB at twice the cost (benchmarks/RESULTS.md,
-    seventh session). ``quick`` = 1 x 2 with 10 CG iterations, for tests."""
+    read when asked for; the paper's latent data step at tau = 0.10). ``default`` = 25 annealing levels from sigma 100
+    down to 0.003 x 2 ODE steps (one denoiser call per level) with the linear-Gaussian data step (perturb-and-solve with
+    the data perturbed, 50 CG iterations) at the noise level estimated from the data (temperature 1; :func:`mri_task`:
+    thermal noise from the k-space edges times the SENSE model's misfit ratio), pixel radius floor 0.003 (network
+    units). The shipped prior is pixel-space: without a decoder to shrink it, a coarse level's draw leaves noise far
+    above the next level's sigma, so it needs many finely spaced levels and the prior centre unperturbed (demo case
+    100000, prior after 4000 video steps: 5 x 3 exact draws 16.2 dB, 25 x 2 exact draws 21.8 dB, 25 x 2 data-perturbed
+    24.9 dB). The last level's sigma and the radius floor set the pixel noise a sample keeps: on the 10 held-out cases
+    of the quality table (shipped prior, 3 samples) 25 levels to sigma 0.01 with floor 0.01 gave PSNR 30.52 dB / motion
+    SNR 17.78 dB, 25 levels to 0.003 with floor 0.003 30.95 / 19.89 dB, 50 levels to 0.003 30.72 / 20.60 dB at twice the
+    cost (benchmarks/RESULTS.md, seventh session). ``quick`` = 1 x 2 with 10 CG iterations, for tests."""
     base = DAPSConfig(annealing_steps=20, ode_steps=20, mcmc_steps=53, lr=1.2e-3, lr_min_ratio=0.011, momentum=0.83,
                       prior_term="exact", prior_sigma=0.01, grad_clamp=1.0 / REFERENCE_TAU**2)
     linear = dataclasses.replace(base, data_step="linear-gaussian", radius_floor=0.01, perturb="data",

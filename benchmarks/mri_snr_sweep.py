@@ -1,0 +1,109 @@
+"""STeP on held-out cine at other k-space noise levels and masks than the quality table's (noise 0.005, 8x): the
+generality check behind ``benchmarks/RESULTS.md``, eighth session.
+
+For each (noise, mask) and case it builds ``synthetic_cine(..., noise=NOISE, seed=case)`` on the prior's grid with
+``paper_mask(MASK)`` (12 ACS lines at 8x, 24 at 6x), prints one JSON line: the thermal noise estimate, the truth's
+own residual over it and :func:`cardiac_mri.likelihood.model_error_ratio` (how much the SENSE model with estimated
+coil maps misfits clean data), temporal-TV SENSE's PSNR, and STeP's mean per-sample PSNR / motion SNR for each
+``SPEC`` (``key=value+key=value`` DAPS overrides of the MRI default; ``thermal`` = the likelihood at the thermal noise
+level alone, i.e. ``temperature = 1 / model_error_ratio``; ``default`` = no override).
+
+    python benchmarks/mri_snr_sweep.py 0.002:8x,0.02:8x,0.005:6x default thermal
+    python benchmarks/mri_snr_sweep.py 0.005:8x default radius_scale=0.5 --cases 100001,100002,100003 --samples 2
+
+One torch thread; ~20 s per STeP call on one core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+
+import numpy as np
+import torch
+
+from cardiac_mri.baselines import tv_sense
+from cardiac_mri.demo import COILS, FRAMES
+from cardiac_mri.likelihood import estimate_noise_std
+from cardiac_mri.masks import PAPER_SETTINGS, paper_mask
+from cardiac_mri.priors import default_prior_paths
+from cardiac_mri.problem import retrospective_problem
+from cardiac_mri.step import REFERENCE_TAU, mri_task, prior_image_size, sampler_presets
+from cardiac_mri.synthetic import synthetic_cine
+from common.methods import METHODS
+from common.recon.prior_set import load_priors
+from common.recon.run import truth_metrics
+
+
+def parse_settings(text: str) -> list[tuple[float, str]]:
+    out = []
+    for item in text.split(","):
+        noise, _, mask = item.partition(":")
+        if mask not in PAPER_SETTINGS or not float(noise) > 0:
+            raise SystemExit(f"settings {item!r}: expected NOISE:MASK with NOISE > 0 and MASK in "
+                             f"{sorted(PAPER_SETTINGS)}")
+        out.append((float(noise), mask))
+    return out
+
+
+def overrides(spec: str, task) -> dict:
+    if spec == "default":
+        return {}
+    if spec == "thermal":
+        return {"temperature": 1.0 / task.attrs["model_error_ratio"]}
+    kw: dict = {}
+    for kv in spec.split("+"):
+        key, sep, value = kv.partition("=")
+        if not sep:
+            raise SystemExit(f"spec {spec!r}: expected default, thermal or key=value+key=value")
+        try:
+            kw[key] = float(value) if "." in value or "e" in value else int(value)
+        except ValueError:
+            kw[key] = value
+    return kw
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("settings", help="NOISE:MASK[,NOISE:MASK...], e.g. 0.002:8x,0.005:6x")
+    ap.add_argument("specs", nargs="+", help="default, thermal or key=value+key=value DAPS overrides")
+    ap.add_argument("--cases", default="100001,100002,100003")
+    ap.add_argument("--samples", type=int, default=2)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    priors = load_priors(default_prior_paths())
+    size = prior_image_size(priors)
+    base = sampler_presets("default")["default"]
+    for noise, mask in parse_settings(args.settings):
+        for case in (int(c) for c in args.cases.split(",")):
+            cine = synthetic_cine(ny=size, nx=2 * size, coils=COILS, frames=FRAMES, slices=1, view="sax",
+                                  noise=noise, seed=case)
+            problem = retrospective_problem(cine.kspace[:, 0], paper_mask(mask, size, size), size=size,
+                                            calib_width=PAPER_SETTINGS[mask][1])
+            lik = problem.likelihood(tau=REFERENCE_TAU)
+            truth = (problem.target * problem.scale).numpy()
+            task = mri_task(lik, FRAMES, size, truth=truth)
+            truth01 = task.metric_images(truth[None])[0]
+            y = lik.y / lik.scale
+            thermal = estimate_noise_std(y, lik.op.mask)
+            measured = int((y != 0).sum())
+            residual = float(((lik.op(problem.target.to(lik.op.maps.dtype)[None])[0] - y).abs() ** 2).sum())
+            tv = tv_sense(lik.op, lik.y[None], iters=150)[0].numpy()
+            row = {"noise": noise, "mask": mask, "case": case,
+                   "truth_residual_over_thermal": round((residual / measured) ** 0.5 / thermal, 3),
+                   "model_error_ratio": round(task.attrs["model_error_ratio"], 3),
+                   "TV_psnr": round(float(truth_metrics(task.metric_images(tv[None]), truth01,
+                                                        task.motion_blur_px)["psnr"][0]), 2)}
+            for spec in args.specs:
+                cfg = dataclasses.replace(base, **overrides(spec, task))
+                x = METHODS["STeP"].sample(task, priors, cfg, args.samples, 0)
+                m = truth_metrics(task.metric_images(task.to_physical(x)), truth01, task.motion_blur_px)
+                row[spec] = [round(float(np.mean(m["psnr"])), 2), round(float(np.mean(m["msnr"])), 2)]
+            print(json.dumps(row), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
