@@ -21,6 +21,8 @@ unchanged).
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -130,9 +132,10 @@ def model_error_ratio(op: SenseOperator, y: torch.Tensor, noise_std: float, iter
     ``op`` the SENSE operator, ``y`` ``[T, C, H, W]`` complex k-space (zeros where not measured)."""
     from cardiac_mri.baselines import sense_cg
 
-    if not (noise_std > 0 and iters >= 1):
+    if not (noise_std > 0 and math.isfinite(noise_std) and iters >= 1):
         raise ValueError(f"model_error_ratio: need noise_std > 0 and iters >= 1, got {noise_std!r}, {iters!r}")
-    measured = y != 0
+    mask = op.mask > 0
+    measured = (mask if mask.ndim == 2 else mask[:, None]).to(y.device)  # broadcasts over [T, C, H, W]
 
     def residual(data: torch.Tensor) -> tuple[float, torch.Tensor]:
         fit = op(sense_cg(op, data[None], iters=iters, lam=0.0))[0]
@@ -142,11 +145,11 @@ def model_error_ratio(op: SenseOperator, y: torch.Tensor, noise_std: float, iter
     g = torch.Generator(device=y.device).manual_seed(seed)
     noise = torch.complex(torch.randn(y.shape, generator=g, device=y.device),
                           torch.randn(y.shape, generator=g, device=y.device)).to(y.dtype)
-    rss_sim, _ = residual((fit + noise * (noise_std / 2**0.5)) * measured)
-    ratio = (rss / rss_sim) ** 0.5 if rss_sim > 0 else float("nan")
-    if not ratio == ratio:  # NaN
-        raise ValueError("model_error_ratio: the simulated data's residual is zero or not finite")
-    return max(1.0, ratio)
+    rss_sim, _ = residual(fit + noise * (noise_std / 2**0.5) * measured)
+    if not (rss_sim > 0 and math.isfinite(rss) and math.isfinite(rss_sim)):
+        raise ValueError(f"model_error_ratio: residuals must be finite and positive, got {rss} (data) and {rss_sim} "
+                         "(simulated)")
+    return max(1.0, (rss / rss_sim) ** 0.5)
 
 
 def linear_gaussian_model(lik: GaussianLikelihood, noise_std: float):
