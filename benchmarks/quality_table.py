@@ -321,7 +321,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"{len(missing)} result(s) missing, e.g. {missing[0]}; rerun the same command to resume",
                   file=sys.stderr)
         else:
-            text, table = summarize(args.domain, out, methods)
+            text, _ = summarize(args.domain, out, methods)
+            _, table = summarize(args.domain, out)  # table.json covers every method stored in OUT, not only these
             atomic_write_text(out / "table.json", json.dumps(table, indent=1))
             print(text, flush=True)
     if failed:

@@ -53,6 +53,10 @@ def test_quality_table_run_resume_and_summarize(tmp_path, capsys):
             assert row["seconds_per_sample"] >= 0 and row["samples"] == 1
         assert qt.main(args) == 0  # resumes: everything is done already
         assert "done already" in capsys.readouterr().err
+        first = methods.split(",")[0]
+        assert qt.main([*args[:-4], "--methods", first, "--out", str(out)]) == 0  # a run of one method ...
+        stored = json.loads((out / "table.json").read_text())
+        assert set(stored) == set(methods.split(",")), stored.keys()  # ... keeps every stored method in table.json
         with pytest.raises(SystemExit, match="other settings"):
             qt.main([*args[:-2], "--seed", "1", "--out", str(out)])
         # a row made before a setting existed ran at its default: not stale
