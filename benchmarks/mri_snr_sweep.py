@@ -1,12 +1,12 @@
 """STeP on held-out cine at other k-space noise levels and masks than the quality table's (noise 0.005, 8x): the
 generality check behind ``benchmarks/RESULTS.md``, eighth session.
 
-For each (noise, mask) and case it builds ``synthetic_cine(..., noise=NOISE, seed=case)`` on the prior's grid with
-``paper_mask(MASK)`` (12 ACS lines at 8x, 24 at 6x), prints one JSON line: the thermal noise estimate, the truth's
-own residual over it and :func:`cardiac_mri.likelihood.model_error_ratio` (how much the SENSE model with estimated
-coil maps misfits clean data), temporal-TV SENSE's PSNR, and STeP's mean per-sample PSNR / motion SNR for each
-``SPEC`` (``key=value+key=value`` DAPS overrides of the MRI default; ``thermal`` = the likelihood at the thermal noise
-level alone, i.e. ``temperature = 1 / model_error_ratio``; ``default`` = no override).
+For each (noise, mask) and case it builds :func:`cardiac_mri.demo.held_out_problem` (``synthetic_cine(..., noise=NOISE,
+seed=case)`` on the prior's grid, ``paper_mask(MASK)``: 12 ACS lines at 8x, 24 at 6x) and prints one JSON line: the
+thermal noise estimate, the truth's own residual over it and :func:`cardiac_mri.likelihood.model_error_ratio` (how much
+the SENSE model with estimated coil maps misfits clean data), temporal-TV SENSE's PSNR, and STeP's mean per-sample PSNR
+/ motion SNR for each ``SPEC`` (``key=value+key=value`` DAPS overrides of the MRI default; ``thermal`` = the likelihood
+at the thermal noise level alone, i.e. ``temperature = 1 / model_error_ratio``; ``default`` = no override).
 
     python benchmarks/mri_snr_sweep.py 0.002:8x,0.02:8x,0.005:6x default thermal
     python benchmarks/mri_snr_sweep.py 0.005:8x default radius_scale=0.5 --cases 100001,100002,100003 --samples 2
@@ -20,21 +20,23 @@ import argparse
 import dataclasses
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from cardiac_mri.baselines import tv_sense
-from cardiac_mri.demo import COILS, FRAMES
+from cardiac_mri.demo import FRAMES, held_out_problem
 from cardiac_mri.likelihood import estimate_noise_std
-from cardiac_mri.masks import PAPER_SETTINGS, paper_mask
+from cardiac_mri.masks import PAPER_SETTINGS
 from cardiac_mri.priors import default_prior_paths
-from cardiac_mri.problem import retrospective_problem
 from cardiac_mri.step import REFERENCE_TAU, mri_task, prior_image_size, sampler_presets
-from cardiac_mri.synthetic import synthetic_cine
 from common.methods import METHODS
 from common.recon.prior_set import load_priors
 from common.recon.run import truth_metrics
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from try_settings import parse_value  # noqa: E402
 
 
 def parse_settings(text: str) -> list[tuple[float, str]]:
@@ -58,10 +60,7 @@ def overrides(spec: str, task) -> dict:
         key, sep, value = kv.partition("=")
         if not sep:
             raise SystemExit(f"spec {spec!r}: expected default, thermal or key=value+key=value")
-        try:
-            kw[key] = float(value) if "." in value or "e" in value else int(value)
-        except ValueError:
-            kw[key] = value
+        kw[key] = parse_value(value)
     return kw
 
 
@@ -78,17 +77,14 @@ def main(argv: list[str]) -> int:
     base = sampler_presets("default")["default"]
     for noise, mask in parse_settings(args.settings):
         for case in (int(c) for c in args.cases.split(",")):
-            cine = synthetic_cine(ny=size, nx=2 * size, coils=COILS, frames=FRAMES, slices=1, view="sax",
-                                  noise=noise, seed=case)
-            problem = retrospective_problem(cine.kspace[:, 0], paper_mask(mask, size, size), size=size,
-                                            calib_width=PAPER_SETTINGS[mask][1])
+            problem = held_out_problem(size, case, noise, mask)
             lik = problem.likelihood(tau=REFERENCE_TAU)
             truth = (problem.target * problem.scale).numpy()
             task = mri_task(lik, FRAMES, size, truth=truth)
             truth01 = task.metric_images(truth[None])[0]
             y = lik.y / lik.scale
             thermal = estimate_noise_std(y, lik.op.mask)
-            measured = int((y != 0).sum())
+            measured = int((lik.op.mask > 0).sum()) * y.shape[0] * y.shape[1]  # frames x coils x sampled points
             residual = float(((lik.op(problem.target.to(lik.op.maps.dtype)[None])[0] - y).abs() ** 2).sum())
             tv = tv_sense(lik.op, lik.y[None], iters=150)[0].numpy()
             row = {"noise": noise, "mask": mask, "case": case,

@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality_table import blackhole_case, mri_case  # noqa: E402
 
 
-def _value(text: str) -> int | float | str:
+def parse_value(text: str) -> int | float | str:
+    """A ``key=value`` override's value: int, else float, else the text."""
     for kind in (int, float):
         try:
             return kind(text)
@@ -54,7 +55,7 @@ def main(argv: list[str]) -> int:
     task, _, cfg, _ = (blackhole_case if domain == "blackhole" else mri_case)(case)
     paths = {s: prior / f"{s}.safetensors" for s in ("image", "video", "vae") if (prior / f"{s}.safetensors").exists()}
     priors = load_priors(paths)
-    cfg = dataclasses.replace(cfg, progress=False, **{k: _value(v) for k, v in overrides.items()})
+    cfg = dataclasses.replace(cfg, progress=False, **{k: parse_value(v) for k, v in overrides.items()})
     t0 = time.perf_counter()
     x = METHODS[method].sample(task, priors, cfg, samples, 0)
     seconds = (time.perf_counter() - t0) / samples

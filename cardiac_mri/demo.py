@@ -30,18 +30,21 @@ from common.recon.outputs import format_table
 HELDOUT_CASE = 100000
 FRAMES = 12
 COILS = 8
-ACS = 12
 
 
-def held_out_problem(size: int, case: int = HELDOUT_CASE):
-    """The :class:`cardiac_mri.problem.CineProblem` of the held-out case on the ``size`` x ``size`` grid."""
-    from cardiac_mri.masks import paper_mask
+def held_out_problem(size: int, case: int = HELDOUT_CASE, noise: float = 0.005, mask: str = "8x"):
+    """The :class:`cardiac_mri.problem.CineProblem` of the held-out case on the ``size`` x ``size`` grid: k-space
+    noise ``noise`` (x the image maximum, :func:`~cardiac_mri.synthetic.synthetic_cine`), the paper's ``mask``
+    (``"8x"``: 12 ACS lines, the demo's and the quality table's; ``"6x"``: 24), coil maps estimated from the ACS
+    lines."""
+    from cardiac_mri.masks import PAPER_SETTINGS, paper_mask
     from cardiac_mri.problem import retrospective_problem
     from cardiac_mri.synthetic import synthetic_cine
 
-    cine = synthetic_cine(ny=size, nx=2 * size, coils=COILS, frames=FRAMES, slices=1, view="sax", noise=0.005,
+    cine = synthetic_cine(ny=size, nx=2 * size, coils=COILS, frames=FRAMES, slices=1, view="sax", noise=noise,
                           seed=case)
-    return retrospective_problem(cine.kspace[:, 0], paper_mask("8x", size, size), size=size, calib_width=ACS)
+    return retrospective_problem(cine.kspace[:, 0], paper_mask(mask, size, size), size=size,
+                                 calib_width=PAPER_SETTINGS[mask][1])
 
 
 def run(args: argparse.Namespace) -> int:
