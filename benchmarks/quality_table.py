@@ -191,14 +191,25 @@ def run_case(domain: str, case: int, method: str, samples: int, seed: int, setti
     row["seconds_per_sample"] = round(seconds / row["samples"], 2)
     row["motion_blur_px"] = task.motion_blur_px
     row["metrics"] = {k: np.asarray(v, dtype=np.float64).tolist() for k, v in scores.items()}
+    if row["kind"] == "diffusion":
+        row["metrics_of_mean"] = metrics_of_mean(task, physical, truth01)
     return row
+
+
+def metrics_of_mean(task, physical: np.ndarray, truth01: np.ndarray) -> dict[str, float]:
+    """The metrics and data fit of the posterior mean of ``physical [S, T, H, W]`` (complex for MRI): the movie
+    ``stepvip ... reconstruct`` writes to its FITS / submission files."""
+    mean = physical.mean(axis=0, keepdims=True)
+    scores = truth_metrics(task.metric_images(mean), truth01, task.motion_blur_px)
+    scores.update(task.data_fit(task.from_physical(mean)))
+    return {k: float(np.asarray(v, dtype=np.float64).reshape(-1)[0]) for k, v in scores.items()}
 
 
 def method_config(domain: str, method: str, setting: str):
     """The settings a diffusion ``method`` runs with on ``domain`` at ``setting``: the domain's DAPS preset for the
     DAPS family, the method's own preset otherwise."""
     if not METHODS[method].uses_daps:
-        return METHODS[method].presets(setting)
+        return METHODS[method].presets(setting, domain)
     if domain == "blackhole":
         from blackhole.reconstruct import sampler_presets
     else:
@@ -379,6 +390,14 @@ def summarize(domain: str, out: Path, methods: list[str] | None = None) -> tuple
     if not cases:
         raise SystemExit(f"summarize: no case in {out} has results for every method ({', '.join(rows)})")
     cols = [*IMAGE_METRICS, *FIT[domain]]
+    run_lines = commands(domain, out, cases, rows)
+    with_means: dict[str, dict[int, dict]] = {}
+    for m, by_case in rows.items():  # each method's posterior-mean row after it, where every case stores it
+        with_means[m] = by_case
+        if m in METHODS and all("metrics_of_mean" in by_case[c] and by_case[c].get("samples", 1) > 1 for c in cases):
+            with_means[mean_row(m, by_case[cases[0]]["samples"])] = {
+                c: {**r, "metrics": {k: [v] for k, v in r["metrics_of_mean"].items()}} for c, r in by_case.items()}
+    rows = with_means
     table: dict = {}
     for m, by_case in rows.items():
         per_case = [reduce_case(domain, by_case[c]) for c in cases]
@@ -393,13 +412,19 @@ def summarize(domain: str, out: Path, methods: list[str] | None = None) -> tuple
     samples = sorted({f"{m} {rows[m][cases[0]].get('samples', '?')}" for m in rows if m in METHODS})
     lines = [f"{domain}: {len(cases)} held-out cases ({cases[0]}..{cases[-1]}), {sel}; mean +- std over cases; "
              f"samples per case: {', '.join(samples) or '-'}; classical methods and {STATIC} (time-averaged truth "
-             "repeated): 1. Regenerate with:", "", "```bash", *commands(domain, out, cases, rows), "```", "",
+             "repeated): 1; `<method> (mean of N)`: the posterior mean of its N samples, the movie `reconstruct` writes. "
+             "Regenerate with:", "", "```bash", *run_lines, "```", "",
              "| method | " + " | ".join(cols) + " | s / case | s / sample |", "|" + "---|" * (len(cols) + 3)]
     for m in rows:
         cells = [f"{table[m][c][0]:.4g} +- {table[m][c][1]:.2g}" if c in table[m] else "-" for c in cols]
         lines.append(f"| {m} | " + " | ".join(cells)
                      + f" | {table[m]['seconds'][0]:.0f} | {table[m]['seconds_per_sample'][0]:.1f} |")
     return "\n".join(lines), table
+
+
+def mean_row(method: str, samples: int) -> str:
+    """Table name of ``method``'s posterior-mean row."""
+    return f"{method} (mean of {samples})"
 
 
 def cmd_summarize(args: argparse.Namespace) -> int:

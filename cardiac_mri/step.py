@@ -333,7 +333,7 @@ def reconstruct_file(args: argparse.Namespace, kspace: np.ndarray, mask: torch.T
     size = prior_image_size(priors)
     check_step_input(args.input, kspace.shape, size)
     key = "quick" if args.quick else args.quality
-    plan = method_plan(args, (METHODS[method],), sampler_presets)
+    plan = method_plan(args, (METHODS[method],), sampler_presets, "mri")
     n = args.samples if args.samples is not None else DEFAULT_SAMPLES[key]
     if n < 1:
         raise DemoError(f"--samples must be >= 1, got {n}")

@@ -51,6 +51,8 @@ def test_quality_table_run_resume_and_summarize(tmp_path, capsys):
             row = json.loads(qt.result_path(out, m, 100000).read_text())
             assert {"psnr", "ssim", "dpsnr", "dssim", "msnr", *qt.FIT[domain]} <= set(row["metrics"])
             assert row["seconds_per_sample"] >= 0 and row["samples"] == 1
+            if m == "IDM":  # the posterior mean of one sample is that sample
+                assert row["metrics_of_mean"] == pytest.approx({k: v[0] for k, v in row["metrics"].items()})
         assert qt.main(args) == 0  # resumes: everything is done already
         assert "done already" in capsys.readouterr().err
         first = methods.split(",")[0]
@@ -130,3 +132,24 @@ def test_field_defaults_are_stored_settings_of_every_diffusion_method():
             if method in qt.METHODS:
                 assert set(qt.field_defaults(domain, method, "default")) == set(
                     qt.method_settings(domain, method, "default")), (domain, method)
+
+
+def test_summarize_adds_the_posterior_mean_row_of_sampling_methods(tmp_path):
+    """``<method> (mean of N)``: the per-case metrics of the posterior mean, beside the per-sample reduction; not a
+    method of the regenerating command lines."""
+    qt = _load("quality_table")
+    out = tmp_path / "mri"
+    for case, (psnrs, of_mean) in {100000: ([30.0, 32.0], 33.0), 100001: ([28.0, 30.0], 31.0)}.items():
+        base = {"case": case, "seed": 0, "setting": "default", "seconds": 4.0}
+        rows = {"STeP": {**base, "kind": "diffusion", "samples": 2, "prior_dir": None,
+                         "metrics": {"psnr": psnrs, "misfit": [1e-4, 1e-4]},
+                         "metrics_of_mean": {"psnr": of_mean, "misfit": 2e-4}},
+                "TV": {**base, "kind": "classical", "samples": 1, "metrics": {"psnr": [31.5], "misfit": [1e-4]}}}
+        for m, row in rows.items():
+            qt.result_path(out, m, case).parent.mkdir(parents=True, exist_ok=True)
+            qt.result_path(out, m, case).write_text(json.dumps({"method": m, **row}))
+    text, table = qt.summarize("mri", out)
+    assert list(table) == ["STeP", "STeP (mean of 2)", "TV"]
+    assert table["STeP"]["psnr"][0] == pytest.approx(30.0) and table["STeP (mean of 2)"]["psnr"][0] == pytest.approx(32.0)
+    assert table["STeP (mean of 2)"]["misfit"][0] == pytest.approx(2e-4)
+    assert "| STeP (mean of 2) | 32 +- 1 |" in text and "--methods STeP,TV --out" in text

@@ -51,10 +51,10 @@ class SVIConfig:
                 "(CG, or Gauss-Newton for closures), batch-consistent noise")
 
 
-def presets(setting: str) -> SVIConfig:
+def presets(setting: str, domain: str) -> SVIConfig:
     """``paper`` = seed 001 Sec. 4 (temporal degradations): l = 5, eta = 0.15, 20 NFE; ``default`` the same (it
     fits the CPU budget); ``quick``: 3 NFE, l = 2, for tests."""
-    check_setting(setting)
+    check_setting(setting, domain)
     if setting == "quick":
         return SVIConfig(steps=3, fit=DataFit(iters=2, cg_iters=10))
     return SVIConfig()

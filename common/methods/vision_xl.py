@@ -65,10 +65,10 @@ class VisionXLConfig:
                 f"steps per level, low-pass lam {self.lam:g} px, eta {self.eta:g}")
 
 
-def presets(setting: str) -> VisionXLConfig:
+def presets(setting: str, domain: str) -> VisionXLConfig:
     """``paper`` = seed 002 Sec. 4.1: T = 25, tau = 0.3T (8 levels from sigma 0.83), lam = 2, l = 10 (eta 0.2,
     FACTS s.2); ``default`` the same; ``quick``: 2 levels, l = 2, for tests."""
-    check_setting(setting)
+    check_setting(setting, domain)
     if setting == "quick":
         return VisionXLConfig(steps=2, fit=DataFit(iters=2, cg_iters=10))
     return VisionXLConfig()

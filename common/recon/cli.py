@@ -57,12 +57,12 @@ def setting_key(args: argparse.Namespace) -> str:
 
 
 def method_plan(args: argparse.Namespace, methods: tuple[Method, ...],
-                daps_presets: Callable[[str], dict[str, DAPSConfig]]) -> list[tuple[Method, Any]]:
+                daps_presets: Callable[[str], dict[str, DAPSConfig]], domain: str) -> list[tuple[Method, Any]]:
     """``[(method, settings)]`` for ``--quick`` / ``--quality`` (module docstring); invalid overrides raise
     ``DemoError`` before any sampling."""
     key = setting_key(args)
     daps_cfg = sampler_config(args, daps_presets(key)) if any(m.uses_daps for m in methods) else None
-    return [(m, daps_cfg if m.uses_daps else m.presets(key)) for m in methods]
+    return [(m, daps_cfg if m.uses_daps else m.presets(key, domain)) for m in methods]
 
 
 def settings_dict(settings: Any) -> dict:
@@ -94,7 +94,7 @@ def sample_and_write(args: argparse.Namespace, task: ReconTask, priors: Priors, 
     from common.recon.sample_store import SampleStore, run_identity, work_folder
 
     key = setting_key(args)
-    plan = method_plan(args, methods, presets)
+    plan = method_plan(args, methods, presets, task.name)
     n = args.samples if args.samples is not None else default_samples[key]
     if n < 1:
         raise DemoError(f"--samples must be >= 1, got {n}")

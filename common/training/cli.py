@@ -54,8 +54,9 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--vae", type=Path, default=None, help="frozen VAE checkpoint (default OUT/vae/ema.safetensors); "
                    "decoder stage: the VAE whose decoder is fine-tuned")
     p.add_argument("--init", type=Path, default=None,
-                   help="video stage: image-UNet checkpoint (default OUT/image/ema.safetensors); vae stage: a "
-                   "trained VAE to start from (default: a fresh one)")
+                   help="video stage: image-UNet checkpoint (default OUT/image/ema.safetensors), or a trained "
+                   "video UNet to continue (e.g. a shipped prior; fresh optimiser); vae stage: a trained VAE to "
+                   "start from (default: a fresh one)")
     p.add_argument("--steps", type=int, default=None, help="override the stage's number of steps")
     p.add_argument("--max-minutes", type=float, default=None, help="wall-time budget: stop after the step that "
                    "uses it up, save a resumable checkpoint and the EMA weights")

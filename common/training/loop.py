@@ -165,6 +165,13 @@ def _build(stage: str, cfg: PriorConfig, init_path: Path | None, vae_path: Path 
         raise FileNotFoundError(f"train video: image-UNet checkpoint {init_path} not found (train the image stage "
                                 "first or pass --init)")
     image = checkpoints.load(init_path, expect=VideoUNet)
+    if image.config.temporal:  # a trained spatiotemporal UNet (e.g. a shipped prior): continue fine-tuning it
+        if image.config != cfg.unet:
+            diff = {f.name: (getattr(image.config, f.name), getattr(cfg.unet, f.name))
+                    for f in dataclasses.fields(cfg.unet) if getattr(image.config, f.name) != getattr(cfg.unet, f.name)}
+            raise ValueError(f"train video: video checkpoint {init_path} has a different UNet config than the YAML "
+                             f"(field: (checkpoint, config)) {diff}")
+        return image
     # the image stage has no temporal modules: its temporal fields need not match the video config's
     temporal_only = {name: getattr(image.config, name) for name in TEMPORAL_ONLY_FIELDS}
     want = dataclasses.replace(cfg.unet, temporal=False, **temporal_only)

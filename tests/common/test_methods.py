@@ -268,14 +268,21 @@ def test_warp_and_tvl1_flow_recover_a_shift():
 
 def test_registry_and_paper_presets():
     assert list(METHODS) == ["STeP", "IDM+BCS", "IDM", "SVI", "VISION-XL", "TCVR"]
-    svi = METHODS["SVI"].presets("paper")
+    svi = METHODS["SVI"].presets("paper", "mri")
     assert (svi.steps, svi.eta, svi.fit.iters) == (20, 0.15, 5)  # seed 001 Sec. 4: l = 5, eta = 0.15, 20 NFE
-    vxl = METHODS["VISION-XL"].presets("paper")
+    vxl = METHODS["VISION-XL"].presets("paper", "blackhole")
     assert (vxl.lam, vxl.fit.iters, vxl.steps) == (2.0, 10, 8)  # seed 002 Sec. 4.1: lambda = 2, l = 10, 0.3 x 25
-    tcvr = METHODS["TCVR"].presets("paper")
+    tcvr = METHODS["TCVR"].presets("paper", "mri")
     assert (tcvr.steps, tcvr.lr_residual, tcvr.radius) == (4, 1e-3, 1.0)  # seed 004 Sec. 3.3, Table 8
     assert all(METHODS[m].uses_daps for m in ("STeP", "IDM+BCS", "IDM"))
     with pytest.raises(ValueError, match="setting"):
-        METHODS["SVI"].presets("best")
+        METHODS["SVI"].presets("best", "mri")
+    with pytest.raises(ValueError, match="domain"):
+        METHODS["TCVR"].presets("default", "mri_cine")
+    # the paper's settings are the same on both domains; TCVR's default learning rates are per domain
+    for name in ("SVI", "VISION-XL", "TCVR"):
+        assert METHODS[name].presets("paper", "mri") == METHODS[name].presets("paper", "blackhole")
+    bh, mri = METHODS["TCVR"].presets("default", "blackhole"), METHODS["TCVR"].presets("default", "mri")
+    assert (bh.lr_shared, bh.lr_residual, mri.lr_shared, mri.lr_residual) == (0.3, 0.1, 0.1, 0.03)
     with pytest.raises(ValueError, match="eta"):
         SVIConfig(eta=1.5)

@@ -22,7 +22,7 @@ QUICK_DAPS = DAPSConfig(annealing_steps=2, sigma_max=5.0, ode_steps=2, data_step
 
 def _settings(name: str):
     method = METHODS[name]
-    return QUICK_DAPS if method.uses_daps else method.presets("quick")
+    return QUICK_DAPS if method.uses_daps else method.presets("quick", "mri")
 
 
 @pytest.mark.parametrize("name", list(METHODS))

@@ -431,3 +431,29 @@ def test_decoder_stage_keeps_the_encoder_and_sharpens_the_round_trip(tmp_path):
     with pytest.raises(ValueError, match="no VAE to train"):
         train_stage("decoder", dataclasses.replace(cfg, vae=None), tmp_path / "pix", frames=Frames(frames),
                     progress=False)
+
+
+def test_video_stage_init_continues_a_trained_video_unet(tmp_path):
+    """``train video --init VIDEO``: a trained spatiotemporal UNet (a shipped prior) is continued as it is, temporal
+    branches and blend factors included; an image UNet still starts fresh temporal branches."""
+    from common.training.loop import _build
+
+    cfg = PriorConfig(unet=TINY_UNET)
+    trained = VideoUNet(TINY_UNET)
+    randomise(trained, seed=4)
+    checkpoints.save(trained, tmp_path / "video.safetensors")
+    started = _build("video", cfg, tmp_path / "video.safetensors", None)
+    assert started.state_dict().keys() == trained.state_dict().keys()
+    for name, value in trained.state_dict().items():
+        assert torch.equal(started.state_dict()[name], value), name
+    other = dataclasses.replace(cfg, unet=dataclasses.replace(TINY_UNET, temporal_kernel=5))
+    with pytest.raises(ValueError, match="video checkpoint .* different UNet config.*temporal_kernel"):
+        _build("video", other, tmp_path / "video.safetensors", None)
+    image = VideoUNet(dataclasses.replace(TINY_UNET, temporal=False))
+    randomise(image, seed=5)
+    checkpoints.save(image, tmp_path / "image.safetensors")
+    fresh = _build("video", cfg, tmp_path / "image.safetensors", None)
+    blends = [m.alpha for m in fresh.modules() if isinstance(m, TemporalBlend)]
+    trained_blends = [m.alpha for m in started.modules() if isinstance(m, TemporalBlend)]
+    assert blends and all(float(a.detach().abs().max()) == 0 for a in blends)
+    assert any(float(a.detach().abs().max()) > 0 for a in trained_blends)
