@@ -412,7 +412,8 @@ def summarize(domain: str, out: Path, methods: list[str] | None = None) -> tuple
     samples = sorted({f"{m} {rows[m][cases[0]].get('samples', '?')}" for m in rows if m in METHODS})
     lines = [f"{domain}: {len(cases)} held-out cases ({cases[0]}..{cases[-1]}), {sel}; mean +- std over cases; "
              f"samples per case: {', '.join(samples) or '-'}; classical methods and {STATIC} (time-averaged truth "
-             "repeated): 1; `<method> (mean of N)`: the posterior mean of its N samples, the movie `reconstruct` writes. "
+             "repeated): 1; `<method> (mean of N)`: the posterior mean of its N samples, the movie `reconstruct` "
+             "writes. "
              "Regenerate with:", "", "```bash", *run_lines, "```", "",
              "| method | " + " | ".join(cols) + " | s / case | s / sample |", "|" + "---|" * (len(cols) + 3)]
     for m in rows:

@@ -150,6 +150,7 @@ def test_summarize_adds_the_posterior_mean_row_of_sampling_methods(tmp_path):
             qt.result_path(out, m, case).write_text(json.dumps({"method": m, **row}))
     text, table = qt.summarize("mri", out)
     assert list(table) == ["STeP", "STeP (mean of 2)", "TV"]
-    assert table["STeP"]["psnr"][0] == pytest.approx(30.0) and table["STeP (mean of 2)"]["psnr"][0] == pytest.approx(32.0)
+    assert table["STeP"]["psnr"][0] == pytest.approx(30.0)
+    assert table["STeP (mean of 2)"]["psnr"][0] == pytest.approx(32.0)
     assert table["STeP (mean of 2)"]["misfit"][0] == pytest.approx(2e-4)
     assert "| STeP (mean of 2) | 32 +- 1 |" in text and "--methods STeP,TV --out" in text

@@ -5,9 +5,9 @@ Every method (STeP, IDM, IDM+BCS, SVI, VISION-XL, TCVR) is a :class:`Method`: it
 seed ``seed + k`` alone, so it is the same whatever ``n_samples`` and every method starts from the same seeds.
 ``presets(setting, domain)`` gives the method's settings for ``"quick"``, ``"default"`` and ``"paper"`` (the
 paper's settings table) on ``domain`` (``"blackhole"`` or ``"mri"``: a default may differ between the domains' priors
-and likelihoods, the paper's settings do not); the DAPS family (STeP, IDM, IDM+BCS) has ``presets=None``: its settings are the domain's DAPS
-presets (``blackhole.reconstruct.sampler_presets``, ``cardiac_mri.step.sampler_presets``), shared by the three so
-that they compare under the same sampler.
+and likelihoods, the paper's settings do not); the DAPS family (STeP, IDM, IDM+BCS) has ``presets=None``: its
+settings are the domain's DAPS presets (``blackhole.reconstruct.sampler_presets``,
+``cardiac_mri.step.sampler_presets``), shared by the three so that they compare under the same sampler.
 """
 
 from __future__ import annotations
