@@ -6,8 +6,8 @@ seed=case)`` on the prior's grid, ``paper_mask(MASK)``: 12 ACS lines at 8x, 24 a
 thermal noise estimate, the truth's own residual over it and :func:`cardiac_mri.likelihood.model_error_ratio` (how much
 the SENSE model with estimated coil maps misfits clean data), temporal-TV SENSE's PSNR, and STeP's mean per-sample PSNR
 / motion SNR and the PSNR of the posterior mean of its samples for each ``SPEC`` (``key=value+key=value`` DAPS
-overrides of the MRI default; ``thermal`` = the likelihood
-at the thermal noise level alone, i.e. ``temperature = 1 / model_error_ratio``; ``default`` = no override).
+overrides of the MRI default; ``thermal`` = the likelihood at the thermal noise level alone, i.e. ``temperature = 1 /
+model_error_ratio``; ``default`` = no override).
 
     python benchmarks/mri_snr_sweep.py 0.002:8x,0.02:8x,0.005:6x default thermal
     python benchmarks/mri_snr_sweep.py 0.005:8x default radius_scale=0.5 --cases 100001,100002,100003 --samples 2
