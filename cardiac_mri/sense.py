@@ -126,6 +126,12 @@ class SenseOperator(nn.Module):
         """Complex coil maps ``[C, H, W]`` (a view of the ``maps_ri`` buffer)."""
         return torch.view_as_complex(self.maps_ri)
 
+    def support(self) -> torch.Tensor:
+        """``[H, W]`` bool: the pixels some coil map sees. The operator is blind to the others (``A x`` does not
+        depend on them), and with ESPIRiT maps (eigenvalue crop) they are where no coil receives signal: the
+        SENSE image model's object support."""
+        return (self.maps.abs() > 0).any(dim=0)
+
     @classmethod
     def single_coil(cls, mask: torch.Tensor, dtype: torch.dtype = torch.complex64) -> SenseOperator:
         """The paper's single-coil operator ``y = M * F(x)``: one map of ones, ``C = 1``, complex ``dtype``."""

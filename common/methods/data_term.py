@@ -100,10 +100,11 @@ def gauss_newton_fit(residuals: Residuals, x0: torch.Tensor, iters: int, cg_iter
 
 def fit_data(task: ReconTask, x: torch.Tensor, fit: DataFit) -> torch.Tensor:
     """The data step of ``task`` from ``x [B, T, C, H, W]`` (network units): CG on a linear task, Gauss-Newton on a
-    residual one (module docstring)."""
+    residual one (module docstring); the result is projected by ``task.project`` when the task has one."""
     require_data_model(task)
     if task.linear is not None:
-        return least_squares_cg(task.linear, x, fit.iters)
+        x = least_squares_cg(task.linear, x, fit.iters)
+        return task.project(x) if task.project is not None else x
     return gauss_newton_fit(task.residuals, x, fit.iters, fit.cg_iters, fit.radius, task.project)
 
 

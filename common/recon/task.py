@@ -35,7 +35,8 @@ class ReconTask:
             (``log p = -||residuals||^2 / 2``), for the pixel Gauss-Newton step; None if the likelihood is not one.
         linear: the likelihood as a linear operator with Gaussian noise (noise level from the data), for the
             linear-Gaussian step; None if it is not one.
-        project: projection onto the physically allowed set (e.g. non-negative intensities), or None.
+        project: projection onto the physically allowed set (e.g. non-negative intensities, zero outside the coil
+            maps' support), or None.
         report: ``x -> {name: value}`` in the user's units for the progress bar (chi2, relative misfit).
         motion_blur_px: std (pixels) of the spatial Gaussian blur of the motion SNR (:func:`common.metrics.msnr`):
             the scale at which the truth's frame-to-frame change is compared; each domain sets its own.

@@ -122,6 +122,35 @@ def test_linear_gaussian_mean_variant_is_the_conditional_mean() -> None:
     assert torch.allclose(x.reshape(2, DIM).double(), prob.mean.expand(2, DIM), atol=1e-4)
 
 
+def test_linear_gaussian_projection_onto_the_seen_pixels_is_the_exact_conditional() -> None:
+    """An operator blind to some pixels (zero columns of A), whose values are known to be 0 (MRI: outside the coil
+    maps' support): the projected draw is 0 there and, on the seen pixels, an exact draw of the conditional, which
+    is the seen block of the unprojected one (the precision is block diagonal)."""
+    prob = Problem(seed=5)
+    blind = torch.zeros(DIM, dtype=torch.bool)
+    blind[[1, 4, 7, 10]] = True
+    prob.a[:, blind] = 0.0
+    prec = prob.a.T @ prob.a / prob.s**2 + torch.eye(DIM, dtype=torch.float64) / prob.r**2
+    prob.cov = torch.linalg.inv(prec)
+    prob.mean = prob.cov @ (prob.a.T @ prob.y / prob.s**2 + prob.x_hat / prob.r**2)
+    prob._a = prob.a.float()
+    keep = (~blind).float().reshape(SHAPE)
+    step = LinearGaussianStep(prob.model(), radius(prob.r), perturb="both", cg_iters=100, cg_rtol=1e-8,
+                              project=lambda x: x * keep)
+    x = step(prob.state(N_DRAWS)).x0.reshape(N_DRAWS, DIM)
+    assert float(x[:, blind].abs().max()) == 0.0
+    seen = ~blind
+    cov, mean = prob.cov[seen][:, seen], prob.mean[seen]
+    w = torch.linalg.solve_triangular(torch.linalg.cholesky(cov), (x[:, seen].double() - mean).T, upper=False).T
+    assert float(w.mean(0).abs().max()) < 4.0 / math.sqrt(N_DRAWS)
+    eig = torch.linalg.eigvalsh(torch.cov(w.T))
+    assert 0.85 < float(eig.min()) and float(eig.max()) < 1.15, eig.tolist()
+    # without the projection the blind pixels keep the prior's spread around x_hat
+    free = LinearGaussianStep(prob.model(), radius(prob.r), perturb="both", cg_iters=100, cg_rtol=1e-8)
+    x_free = free(prob.state(N_DRAWS)).x0.reshape(N_DRAWS, DIM)
+    assert float(x_free[:, blind].std(0).mean()) == pytest.approx(prob.r, rel=0.1)
+
+
 def test_linear_gaussian_temperature_scales_the_noise() -> None:
     prob = Problem(seed=4, s=0.3)
     hot = Problem(seed=4, s=0.6)  # same A, y, x_hat; twice the noise std

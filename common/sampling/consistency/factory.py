@@ -31,7 +31,8 @@ def make_step(config: DAPSConfig, denoiser: Denoiser, *, log_likelihood: LogLike
     ``residuals`` nor ``linear`` are given (else their calibrated likelihood at ``config.temperature``);
     ``residuals``: whitened residuals of a least-squares likelihood (pixel Gauss-Newton,
     and pixel Langevin at the calibrated temperature); ``linear``: the linear-Gaussian model; ``project``: a
-    constraint projection for pixel Gauss-Newton (e.g. non-negativity). ``ValueError`` names what is missing.
+    constraint projection for pixel Gauss-Newton (e.g. non-negativity) and the linear-Gaussian step (e.g. the coil
+    maps' support). ``ValueError`` names what is missing.
     """
     kind = config.data_step
     if kind == "latent":
@@ -43,7 +44,7 @@ def make_step(config: DAPSConfig, denoiser: Denoiser, *, log_likelihood: LogLike
             raise ValueError("data_step 'linear-gaussian' needs a linear operator with Gaussian noise; this "
                              "likelihood is not one (use data_step 'pixel' or 'latent')")
         return LinearGaussianStep(linear, radius, decode, encode, perturb=config.perturb,
-                                  temperature=config.temperature, cg_iters=config.cg_iters)
+                                  temperature=config.temperature, cg_iters=config.cg_iters, project=project)
     if config.pixel_kernel == "gauss-newton":
         if residuals is None:
             raise ValueError("pixel_kernel 'gauss-newton' needs a least-squares likelihood (whitened residuals); "

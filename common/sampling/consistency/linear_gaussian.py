@@ -80,6 +80,7 @@ class LinearGaussianStep:
     temperature: float = 1.0
     cg_iters: int = 50
     cg_rtol: float = 1e-4
+    project: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def __post_init__(self) -> None:
         check_perturb("LinearGaussianStep", self.perturb)
@@ -91,6 +92,8 @@ class LinearGaussianStep:
         r = self.radius(s.sigma, s.z0_hat, x_hat, self.decode, s.noise)  # [B]
         with torch.no_grad():
             x = self.solve(x_hat, r, s)
+            if self.project is not None:
+                x = self.project(x)
             require_finite(x, "linear-Gaussian draw", s.k, s.sigma)
             ll = self.model.log_likelihood(x) / self.temperature**2
         return StepResult(z0=apply_or_identity(self.encode, x), x0=x, log_likelihood=ll, lr=float(r.mean()))
