@@ -11,6 +11,9 @@ model_error_ratio``; ``default`` = no override).
 
     python benchmarks/mri_snr_sweep.py 0.002:8x,0.02:8x,0.005:6x default thermal
     python benchmarks/mri_snr_sweep.py 0.005:8x default radius_scale=0.5 --cases 100001,100002,100003 --samples 2
+    python benchmarks/mri_snr_sweep.py 0.005:8x default IDM+BCS IDM --view lax   # a SPEC naming a method: its default
+
+A ``SPEC`` that names a method of ``common.methods.METHODS`` runs that method at its default setting instead.
 
 One torch thread; ~20 s per STeP call on one core.
 """
@@ -71,6 +74,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("specs", nargs="+", help="default, thermal or key=value+key=value DAPS overrides")
     ap.add_argument("--cases", default="100001,100002,100003")
     ap.add_argument("--samples", type=int, default=2)
+    ap.add_argument("--view", choices=("sax", "lax"), default="sax", help="synthetic cine view (the table's: sax)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     priors = load_priors(default_prior_paths())
@@ -78,7 +82,7 @@ def main(argv: list[str]) -> int:
     base = sampler_presets("default")["default"]
     for noise, mask in parse_settings(args.settings):
         for case in (int(c) for c in args.cases.split(",")):
-            problem = held_out_problem(size, case, noise, mask)
+            problem = held_out_problem(size, case, noise, mask, args.view)
             lik = problem.likelihood(tau=REFERENCE_TAU)
             truth = (problem.target * problem.scale).numpy()
             task = mri_task(lik, FRAMES, size, truth=truth)
@@ -88,14 +92,18 @@ def main(argv: list[str]) -> int:
             measured = int((lik.op.mask > 0).sum()) * y.shape[0] * y.shape[1]  # frames x coils x sampled points
             residual = float(((lik.op(problem.target.to(lik.op.maps.dtype)[None])[0] - y).abs() ** 2).sum())
             tv = tv_sense(lik.op, lik.y[None], iters=150)[0].numpy()
-            row = {"noise": noise, "mask": mask, "case": case,
+            row = {"noise": noise, "mask": mask, "view": args.view, "case": case,
                    "truth_residual_over_thermal": round((residual / measured) ** 0.5 / thermal, 3),
                    "model_error_ratio": round(task.attrs["model_error_ratio"], 3),
                    "TV_psnr": round(float(truth_metrics(task.metric_images(tv[None]), truth01,
                                                         task.motion_blur_px)["psnr"][0]), 2)}
             for spec in args.specs:
-                cfg = dataclasses.replace(base, **overrides(spec, task))
-                x = METHODS["STeP"].sample(task, priors, cfg, args.samples, 0)
+                if spec in METHODS:
+                    method = METHODS[spec]
+                    cfg = base if method.uses_daps else method.presets("default", "mri")
+                else:
+                    method, cfg = METHODS["STeP"], dataclasses.replace(base, **overrides(spec, task))
+                x = method.sample(task, priors, cfg, args.samples, 0)
                 phys = task.to_physical(x)
                 m = truth_metrics(task.metric_images(phys), truth01, task.motion_blur_px)
                 of_mean = truth_metrics(task.metric_images(phys.mean(0)[None]), truth01, task.motion_blur_px)

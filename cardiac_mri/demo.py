@@ -32,16 +32,17 @@ FRAMES = 12
 COILS = 8
 
 
-def held_out_problem(size: int, case: int = HELDOUT_CASE, noise: float = 0.005, mask: str = "8x"):
+def held_out_problem(size: int, case: int = HELDOUT_CASE, noise: float = 0.005, mask: str = "8x",
+                     view: str = "sax"):
     """The :class:`cardiac_mri.problem.CineProblem` of the held-out case on the ``size`` x ``size`` grid: k-space
     noise ``noise`` (x the image maximum, :func:`~cardiac_mri.synthetic.synthetic_cine`), the paper's ``mask``
     (``"8x"``: 12 ACS lines, the demo's and the quality table's; ``"6x"``: 24), coil maps estimated from the ACS
-    lines."""
+    lines; ``view`` ``"sax"`` (the demo's and the table's) or ``"lax"``."""
     from cardiac_mri.masks import PAPER_SETTINGS, paper_mask
     from cardiac_mri.problem import retrospective_problem
     from cardiac_mri.synthetic import synthetic_cine
 
-    cine = synthetic_cine(ny=size, nx=2 * size, coils=COILS, frames=FRAMES, slices=1, view="sax", noise=noise,
+    cine = synthetic_cine(ny=size, nx=2 * size, coils=COILS, frames=FRAMES, slices=1, view=view, noise=noise,
                           seed=case)
     return retrospective_problem(cine.kspace[:, 0], paper_mask(mask, size, size), size=size,
                                  calib_width=PAPER_SETTINGS[mask][1])
