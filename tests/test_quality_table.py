@@ -85,8 +85,12 @@ def test_quality_table_run_resume_and_summarize(tmp_path, capsys):
     row = json.loads(qt.result_path(tmp_path / "cand_out", "IDM", 100000).read_text())
     assert row["prior_dir"] == str(cand) and row["prior_sha256"] == shipped["prior_sha256"]
     assert set(row["prior_sha256"]) == {"image", "video"}
-    other = {**row["prior_sha256"], "video": "0" * 16}
+    other = {**row["prior_sha256"], "image": "0" * 16}
     assert qt.stale_results(tmp_path / "cand_out", [(100000, "IDM")], 1, 0, "quick", other)
+    # IDM samples with the image UNet only: another video prior leaves its rows valid
+    assert not qt.stale_results(tmp_path / "cand_out", [(100000, "IDM")], 1, 0, "quick",
+                                {**row["prior_sha256"], "video": "0" * 16})
+    assert qt.used_digests("STeP", {"image": "a", "video": "b", "vae": "c"}) == {"video": "b", "vae": "c"}
     assert not qt.stale_results(tmp_path / "cand_out", [(100000, "IDM")], 1, 0, "quick", row["prior_sha256"])
     static = json.loads(qt.result_path(tmp_path / "mri", "static-truth", 100000).read_text())
     assert static["metrics"]["msnr"] == [0.0]
