@@ -40,6 +40,7 @@ from common.recon.prior_set import load_priors
 from common.recon.run import truth_metrics
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quality_table import method_config  # noqa: E402
 from try_settings import parse_value  # noqa: E402
 
 
@@ -99,8 +100,7 @@ def main(argv: list[str]) -> int:
                                                         task.motion_blur_px)["psnr"][0]), 2)}
             for spec in args.specs:
                 if spec in METHODS:
-                    method = METHODS[spec]
-                    cfg = base if method.uses_daps else method.presets("default", "mri")
+                    method, cfg = METHODS[spec], method_config("mri", spec, "default")
                 else:
                     method, cfg = METHODS["STeP"], dataclasses.replace(base, **overrides(spec, task))
                 x = method.sample(task, priors, cfg, args.samples, 0)

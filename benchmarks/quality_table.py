@@ -60,7 +60,7 @@ from common.io import atomic_write_text
 from common.methods import METHODS
 from common.recon.cli import settings_dict
 from common.recon.prior_set import Priors, load_priors, resolve_prior_paths
-from common.recon.run import truth_metrics
+from common.recon.run import mean_fit, truth_metrics
 from common.recon.task import ReconTask
 
 IMAGE_METRICS = ("psnr", "ssim", "dpsnr", "dssim", "msnr")
@@ -199,10 +199,10 @@ def run_case(domain: str, case: int, method: str, samples: int, seed: int, setti
 def metrics_of_mean(task, physical: np.ndarray, truth01: np.ndarray) -> dict[str, float]:
     """The metrics and data fit of the posterior mean of ``physical [S, T, H, W]`` (complex for MRI): the movie
     ``stepvip ... reconstruct`` writes to its FITS / submission files."""
-    mean = physical.mean(axis=0, keepdims=True)
-    scores = truth_metrics(task.metric_images(mean), truth01, task.motion_blur_px)
-    scores.update(task.data_fit(task.from_physical(mean)))
-    return {k: float(np.asarray(v, dtype=np.float64).reshape(-1)[0]) for k, v in scores.items()}
+    mean = physical.mean(axis=0)
+    scores = {k: float(v[0]) for k, v in truth_metrics(task.metric_images(mean[None]), truth01,
+                                                      task.motion_blur_px).items()}
+    return {**scores, **mean_fit(task, mean)}
 
 
 def method_config(domain: str, method: str, setting: str):
@@ -278,10 +278,9 @@ def stale_results(out: Path, jobs: list[tuple[int, str]], samples: int, seed: in
 
 
 def used_digests(method: str, digests: dict[str, str]) -> dict[str, str]:
-    """The digests of the networks ``method`` samples with: STeP the video UNet, every other diffusion method the
-    image UNet, all of them the VAE where there is one (a new video prior leaves the image-prior rows valid)."""
-    net = "video" if method == "STeP" else "image"
-    return {k: v for k, v in digests.items() if k in (net, "vae")}
+    """The digests of the networks ``method`` samples with (``Method.network``: STeP the video UNet, the others the
+    image UNet), and of the VAE where there is one: a new video prior leaves the image-prior rows valid."""
+    return {k: v for k, v in digests.items() if k in (METHODS[method].network, "vae")}
 
 
 def parse_methods(domain: str, text: str | None) -> list[str]:

@@ -7,6 +7,7 @@ Usage: ``python benchmarks/tcvr_lr_probe.py mri "" "lr_shared=3e-2,lr_residual=1
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import sys
 import time
@@ -38,11 +39,10 @@ def main(domain: str, specs: list[str], case: int) -> None:
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    cases = [100000]
-    if "--cases" in args:
-        i = args.index("--cases")
-        cases = [int(c) for c in args[i + 1].split(",")]
-        del args[i:i + 2]
-    for c in cases:
-        main(args[0], args[1:], c)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("domain", choices=("blackhole", "mri"))
+    ap.add_argument("specs", nargs="*", help="key=value[,key=value] changes to TCVRConfig(); '' = the paper preset")
+    ap.add_argument("--cases", default="100000")
+    args = ap.parse_args()
+    for c in (int(c) for c in args.cases.split(",")):
+        main(args.domain, args.specs, c)

@@ -40,6 +40,7 @@ class Method:
     presets: Callable[[str, str], Any] | None
     describe: Callable[[Any], str]
     summary: str = ""
+    network: str = "image"  # the prior network it samples with: "image" (the UNet in image mode) or "video"
 
     @property
     def uses_daps(self) -> bool:

@@ -63,4 +63,5 @@ def describe_daps(config: DAPSConfig) -> str:
             f"temperature {config.temperature:g})")
 
 
-STEP = Method("STeP", sample_step, None, describe_daps, "DAPS with the spatiotemporal video prior (paper Alg. 1)")
+STEP = Method("STeP", sample_step, None, describe_daps, "DAPS with the spatiotemporal video prior (paper Alg. 1)",
+              network="video")

@@ -37,12 +37,12 @@ def truth_metrics(pred01: np.ndarray, truth01: np.ndarray, motion_blur_px: float
             "dpsnr": dpsnr(p, t).numpy(), "dssim": dssim(p, t).numpy(), "msnr": msnr(p, t, motion_blur_px).numpy()}
 
 
-def mean_fit(task: ReconTask, post: MethodPosterior) -> dict[str, float]:
-    """Data fit of the posterior mean (the movie the FITS / submission files hold), ``{}`` when the task cannot
-    map physical units back; keys as in ``task.data_fit``."""
+def mean_fit(task: ReconTask, mean: np.ndarray) -> dict[str, float]:
+    """Data fit of the posterior mean ``mean [T, H, W]`` (physical units; the movie the FITS / submission files
+    hold), ``{}`` when the task cannot map physical units back; keys as in ``task.data_fit``."""
     if task.from_physical is None:
         return {}
-    x = task.from_physical(post.mean_sample()[None])
+    x = task.from_physical(mean[None])
     return {k: float(np.asarray(v).reshape(-1)[0]) for k, v in task.data_fit(x).items()}
 
 
@@ -82,7 +82,7 @@ def summarise(task: ReconTask, method: str, x: torch.Tensor, seconds: list[float
         of_mean = truth_metrics(task.metric_images(post.mean_sample()[None]), truth01, task.motion_blur_px)
         row["psnr_of_mean"] = float(of_mean["psnr"][0])
     row.update({k: float(v.mean()) for k, v in post.fit.items()})
-    row.update({f"{k}_of_mean": v for k, v in mean_fit(task, post).items()})
+    row.update({f"{k}_of_mean": v for k, v in mean_fit(task, post.mean_sample()).items()})
     row["seconds_per_sample"] = float(np.mean(seconds))
     return post, row
 
