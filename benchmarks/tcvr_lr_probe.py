@@ -43,6 +43,6 @@ if __name__ == "__main__":
     ap.add_argument("domain", choices=("blackhole", "mri"))
     ap.add_argument("specs", nargs="*", help="key=value[,key=value] changes to TCVRConfig(); '' = the paper preset")
     ap.add_argument("--cases", default="100000")
-    args = ap.parse_args()
+    args = ap.parse_intermixed_args()  # --cases may stand before the specs
     for c in (int(c) for c in args.cases.split(",")):
         main(args.domain, args.specs, c)
